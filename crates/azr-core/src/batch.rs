@@ -62,6 +62,12 @@ pub struct Sample {
     pub prompt: String,
     pub response: String,
     pub tokens: usize,
+    /// The sampled token ids of `response`, as the policy reported them (may be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_ids: Vec<u32>,
+    /// The sampling-time log-prob of each of `token_ids` (may be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<f32>,
     pub reward: f64,
     pub advantage: f64,
     pub outcome: Outcome,

@@ -11,6 +11,7 @@
 //! - [`buffer`], [`store`], [`sample`]: task buffers, seeded sampling, JSONL checkpoints.
 //! - [`policy`], [`step`], [`batch`], [`metrics`]: one self-play step with the policy as a
 //!   parameter, its training batch and its metrics.
+//! - [`seeding`]: the seeding phase's rounds (proposals only, before any update).
 
 pub mod batch;
 pub mod buffer;
@@ -23,6 +24,7 @@ pub mod reason;
 pub mod reward;
 pub mod sample;
 pub mod score;
+pub mod seeding;
 pub mod step;
 pub mod store;
 pub mod task;
@@ -42,6 +44,7 @@ pub use prompt::{
 pub use reason::{Reason, Rejected};
 pub use reward::{ProposerOutcome, RewardConfig, SolverOutcome};
 pub use score::ScorePlan;
+pub use seeding::{run_seeding_round, seeding_done, SeedingRound};
 pub use step::{run_step, StepConfig, StepError, StepOutput};
 pub use store::{StoreError, TaskStore};
 pub use task::{

@@ -103,6 +103,15 @@ impl ProposalMetrics {
         *self.rejections.entry(reason.name()).or_default() += 1;
     }
 
+    /// A valid proposal whose solve rate is not estimated (the seeding phase): counts it as
+    /// proposed, valid and, when `added`, added; the solve-rate fields stay as they are (a tally
+    /// made with `ProposalMetrics::default()` keeps an empty histogram).
+    pub fn valid_unestimated(&mut self, added: bool) {
+        self.proposed += 1;
+        self.valid += 1;
+        self.added += usize::from(added);
+    }
+
     /// A valid proposal and the outcomes of its learnability samples.
     pub fn valid(&mut self, estimates: &[SolverOutcome], added: bool) {
         let n = estimates.len();
@@ -161,6 +170,8 @@ mod tests {
             prompt: String::new(),
             response: String::new(),
             tokens,
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
             reward,
             advantage: 0.0,
             outcome,
@@ -218,5 +229,16 @@ mod tests {
         // (0.5 + 1.0) / 2
         assert!((m.mean_solve_rate - 0.75).abs() < 1e-12);
         assert_eq!((m.estimate_samples, m.estimate_format_errors), (8, 1));
+    }
+
+    #[test]
+    fn unestimated_tally() {
+        let mut m = ProposalMetrics::default();
+        m.valid_unestimated(true);
+        m.valid_unestimated(false);
+        m.reject(&Reason::Duplicate);
+        assert_eq!((m.proposed, m.valid, m.added, m.extreme), (3, 2, 1, 0));
+        assert!(m.solve_rate_histogram.is_empty());
+        assert_eq!((m.mean_solve_rate, m.estimate_samples), (0.0, 0));
     }
 }

@@ -6,7 +6,7 @@
 use crate::task::Group;
 use serde::{Deserialize, Serialize};
 
-/// Why a response is generated. Both are sampled the same way (spec: learnability is estimated
+/// Why a response is generated. All are sampled the same way (spec: learnability is estimated
 /// at the training temperature); the purpose lets an implementation log or batch them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -15,6 +15,8 @@ pub enum Purpose {
     Rollout,
     /// One of the n solver samples that estimate a new proposal's solve rate (not trained on).
     Learnability,
+    /// A proposer response of the seeding phase, before any update (not trained on).
+    Seeding,
 }
 
 /// One prompt to answer.
@@ -27,19 +29,40 @@ pub struct GenRequest {
 }
 
 /// One generated response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// The decoded response text, without the prompt and without special tokens.
     pub text: String,
     /// Number of generated tokens: TRR++ weighs each sequence by it.
     pub tokens: usize,
+    /// The sampled token ids, in order (empty when the policy does not report them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_ids: Vec<u32>,
+    /// The log-probability of each sampled token at sampling time, aligned with `token_ids`
+    /// (empty when the policy does not report them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<f32>,
 }
 
 impl Response {
+    /// A response known only by its text and token count.
     pub fn new(text: impl Into<String>, tokens: usize) -> Self {
         Response {
             text: text.into(),
             tokens,
+            token_ids: Vec::new(),
+            logprobs: Vec::new(),
+        }
+    }
+
+    /// A response with its sampled token ids and their sampling-time log-probs;
+    /// `tokens = token_ids.len()`.
+    pub fn sampled(text: String, token_ids: Vec<u32>, logprobs: Vec<f32>) -> Self {
+        Response {
+            text,
+            tokens: token_ids.len(),
+            token_ids,
+            logprobs,
         }
     }
 }
@@ -82,5 +105,22 @@ mod tests {
             purpose: Purpose::Rollout,
         };
         assert_eq!(p.generate(&[req]).unwrap(), vec![Response::new("abc", 3)]);
+    }
+
+    #[test]
+    fn sampled_counts_its_tokens_and_round_trips() {
+        let r = Response::sampled("hi".into(), vec![7, 8, 9], vec![-0.5, -1.25, 0.0]);
+        assert_eq!(r.tokens, 3);
+        assert_eq!(
+            (r.token_ids.as_slice(), r.logprobs.as_slice()),
+            (&[7, 8, 9][..], &[-0.5, -1.25, 0.0][..])
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), r);
+        // a plain response serialises without the vectors and reads back with them empty
+        let plain = serde_json::to_string(&Response::new("x", 2)).unwrap();
+        assert_eq!(plain, r#"{"text":"x","tokens":2}"#);
+        let back: Response = serde_json::from_str(&plain).unwrap();
+        assert!(back.token_ids.is_empty() && back.logprobs.is_empty());
     }
 }

@@ -42,7 +42,7 @@ use azr_exec::{Executor, Job, JobResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-mod prompts;
+pub(crate) mod prompts;
 use prompts::{proposer_prompts, solver_tasks};
 
 /// The sizes and values of a step. `Default` is the reference's (B = 64, K = 6, N = 10, n = 8).
@@ -90,7 +90,7 @@ impl StepConfig {
         }
     }
 
-    fn check(&self) -> Result<(), StepError> {
+    pub(crate) fn check(&self) -> Result<(), StepError> {
         if self.learnability_samples == 0 {
             return Err(StepError::Config(
                 "learnability_samples must be at least 1".into(),
@@ -141,7 +141,8 @@ pub struct StepOutput {
     pub metrics: StepMetrics,
 }
 
-fn generate(
+/// One `Policy::generate` call (none for no requests), checked to answer every request.
+pub(crate) fn generate(
     policy: &mut dyn Policy,
     requests: &[GenRequest],
     purpose: Purpose,
@@ -160,7 +161,8 @@ fn generate(
     Ok(responses)
 }
 
-fn run_jobs(exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
+/// One `Executor::run_batch` (none for no jobs).
+pub(crate) fn run_jobs(exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
     if jobs.is_empty() {
         Vec::new()
     } else {
@@ -168,7 +170,12 @@ fn run_jobs(exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
     }
 }
 
-fn request(prompt: String, task_type: TaskType, role: Role, purpose: Purpose) -> GenRequest {
+pub(crate) fn request(
+    prompt: String,
+    task_type: TaskType,
+    role: Role,
+    purpose: Purpose,
+) -> GenRequest {
     GenRequest {
         prompt,
         group: Group::new(task_type, role),
@@ -353,6 +360,8 @@ pub fn run_step(
             prompt: req.prompt.clone(),
             response: resp.text.clone(),
             tokens: resp.tokens,
+            token_ids: resp.token_ids.clone(),
+            logprobs: resp.logprobs.clone(),
             reward,
             advantage: 0.0,
             outcome,

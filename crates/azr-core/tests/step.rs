@@ -746,3 +746,116 @@ fn same_store_same_step() {
     let (calls_c, _, _) = run(12);
     assert_ne!(calls_a, calls_c);
 }
+
+/// Wraps a policy and replaces each of its responses with `Response::sampled`: the k-th response
+/// it ever returns gets token ids `1000 k + j` and log-probs `-(k + j / 1000)`, j < its token
+/// count, so every response's vectors are distinct and the token counts are unchanged.
+struct Numbered<P> {
+    inner: P,
+    returned: Vec<Vec<Response>>,
+}
+
+impl<P: Policy> Policy for Numbered<P> {
+    fn generate(&mut self, requests: &[GenRequest]) -> Result<Vec<Response>, PolicyError> {
+        let start = self.returned.iter().map(Vec::len).sum::<usize>();
+        let out: Vec<Response> = self
+            .inner
+            .generate(requests)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let k = start + i;
+                let ids = (0..r.tokens).map(|j| (1000 * k + j) as u32).collect();
+                let lps = (0..r.tokens)
+                    .map(|j| -(k as f32 + j as f32 / 1000.0))
+                    .collect();
+                Response::sampled(r.text, ids, lps)
+            })
+            .collect();
+        self.returned.push(out.clone());
+        Ok(out)
+    }
+}
+
+#[test]
+fn samples_carry_the_sampled_token_ids_and_logprobs_in_order() {
+    let mut plain_store = TaskStore::new(64, 7).unwrap();
+    let plain = run_step(
+        1,
+        &mut plain_store,
+        &mut script(),
+        exec(),
+        Rendering::Plain,
+        &config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut store = TaskStore::new(64, 7).unwrap();
+    let mut policy = Numbered {
+        inner: script(),
+        returned: vec![],
+    };
+    let out = run_step(
+        1,
+        &mut store,
+        &mut policy,
+        exec(),
+        Rendering::Plain,
+        &config(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // the rollouts, then the learnability samples
+    assert_eq!(policy.returned.len(), 2);
+    let rollouts = &policy.returned[0];
+    assert_eq!((out.samples.len(), rollouts.len()), (24, 24));
+    for (i, (s, r)) in out.samples.iter().zip(rollouts).enumerate() {
+        assert_eq!(s.response, r.text, "#{i}");
+        assert_eq!(s.token_ids, r.token_ids, "#{i}");
+        assert_eq!(s.logprobs, r.logprobs, "#{i}");
+        assert_eq!(s.tokens, s.token_ids.len(), "#{i}");
+        assert!(!s.token_ids.is_empty(), "#{i}");
+        // the i-th rollout, first token: id 1000 i, log-prob -i
+        assert_eq!(
+            (s.token_ids[0], s.logprobs[0]),
+            ((1000 * i) as u32, -(i as f32))
+        );
+    }
+    // no learnability sample's tokens reach the batch
+    let learn: Vec<u32> = policy.returned[1]
+        .iter()
+        .flat_map(|r| r.token_ids.iter().copied())
+        .collect();
+    assert_eq!(learn.len(), 20 * 7);
+    assert!(out
+        .samples
+        .iter()
+        .all(|s| s.token_ids.iter().all(|t| !learn.contains(t))));
+    // everything else is what the same step gives without the vectors (outcome details are
+    // left out: an executor message may name a memory address)
+    let key = |s: &azr_core::Sample| {
+        (
+            s.group,
+            s.prompt.clone(),
+            s.response.clone(),
+            s.tokens,
+            s.reward,
+            s.advantage,
+            s.outcome.is_success(),
+        )
+    };
+    assert!(out
+        .samples
+        .iter()
+        .map(key)
+        .eq(plain.samples.iter().map(key)));
+    assert_eq!((&out.tasks, &out.metrics), (&plain.tasks, &plain.metrics));
+    assert!(plain.samples.iter().all(|s| s.token_ids.is_empty()));
+    // a sample serialises with its vectors and reads back equal
+    let json = serde_json::to_string(&out.samples[5]).unwrap();
+    assert!(json.contains("\"token_ids\":[5000"), "{json}");
+    assert_eq!(
+        serde_json::from_str::<azr_core::Sample>(&json).unwrap(),
+        out.samples[5]
+    );
+    let plain_json = serde_json::to_string(&plain.samples[5]).unwrap();
+    assert!(!plain_json.contains("token_ids") && !plain_json.contains("logprobs"));
+}

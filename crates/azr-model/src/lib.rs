@@ -14,12 +14,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpoint;
 pub mod config;
 mod decode_attention;
 pub mod fetch;
 pub mod generate;
 pub mod model;
+pub mod tiny;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 use std::fs::File;
@@ -38,8 +41,9 @@ pub use generate::{
     generate, generate_with_stats, row_seeds, FinishReason, GenerateStats, Generation,
     SamplingParams,
 };
-pub use model::{KvCache, Model, Padding};
+pub use model::{ForwardCtx, KvCache, Model, Padding};
 pub use tokenizer::{ChatMessage, Tokenizer};
+pub use train::{TrainConfig, TrainRow, TrainStats, Trainer};
 
 /// Where a model was loaded from.
 #[derive(Clone, Debug, PartialEq, Eq)]

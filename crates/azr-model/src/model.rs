@@ -264,6 +264,15 @@ pub struct Padding {
     pub pad: Vec<usize>,
 }
 
+/// What every layer of one forward chunk shares (see [`Model::forward_ctx`]).
+#[derive(Clone, Debug)]
+pub struct ForwardCtx {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor,
+    pad: Vec<usize>,
+}
+
 impl Model {
     /// Builds the model from Hugging Face-named f32 tensors, checking every shape.
     pub fn from_weights(cfg: &ModelConfig, weights: &Weights, device: &Device) -> Result<Self> {
@@ -456,45 +465,90 @@ impl Model {
             }
         }
         let fast = cache.is_some();
-        let positions = self.positions(padding, past, t)?;
-        let (cos, sin) = self.rope.tables(&positions)?;
-        // (B, 1, 1, T, S): broadcast over kv heads and over the query heads of each group.
-        let mask = self.mask(padding, past, t)?.unsqueeze(1)?.unsqueeze(1)?;
-
-        let mut x = self
-            .embed
-            .index_select(&tokens.flatten_all()?, 0)
-            .context("token id out of the vocabulary")?
-            .reshape((b, t, self.cfg.hidden_size))?;
-        for (l, block) in self.blocks.iter().enumerate() {
-            let h = rms_norm(&x, &block.input_norm, self.cfg.rms_norm_eps, fast)?;
-            let a = self.attention(
-                block,
-                l,
-                &h,
-                (&cos, &sin),
-                &mask,
-                &padding.pad,
-                cache.as_deref_mut(),
-                fast,
-            )?;
-            x = (x + a)?;
-            let h = rms_norm(&x, &block.post_norm, self.cfg.rms_norm_eps, fast)?;
-            let mlp = if fast {
-                let gate = block.gate_proj.forward_inference(&h)?.silu()?;
-                let up = block.up_proj.forward_inference(&h)?;
-                block.down_proj.forward_inference(&(gate * up)?)?
-            } else {
-                let gate = block.gate_proj.forward(&h)?.silu()?;
-                let up = block.up_proj.forward(&h)?;
-                block.down_proj.forward(&(gate * up)?)?
-            };
-            x = (x + mlp)?;
+        let ctx = self.forward_ctx(padding, past, t)?;
+        let mut x = self.embed_tokens(tokens)?;
+        for l in 0..self.blocks.len() {
+            x = self.block_forward(l, &x, &ctx, cache.as_deref_mut(), fast)?;
         }
         if let Some(c) = cache {
             c.len += t;
         }
-        rms_norm(&x, &self.norm, self.cfg.rms_norm_eps, fast)
+        self.final_norm(&x, fast)
+    }
+
+    /// The per-chunk tables every layer uses: RoPE cos/sin for the positions and the mask.
+    pub fn forward_ctx(&self, padding: &Padding, past: usize, t: usize) -> Result<ForwardCtx> {
+        let positions = self.positions(padding, past, t)?;
+        let (cos, sin) = self.rope.tables(&positions)?;
+        // (B, 1, 1, T, S): broadcast over kv heads and over the query heads of each group.
+        let mask = self.mask(padding, past, t)?.unsqueeze(1)?.unsqueeze(1)?;
+        Ok(ForwardCtx {
+            cos,
+            sin,
+            mask,
+            pad: padding.pad.clone(),
+        })
+    }
+
+    /// Token embeddings `(B, T, hidden)` of `tokens: (B, T)`.
+    pub fn embed_tokens(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, t) = tokens.dims2().context("tokens must be (batch, seq)")?;
+        Ok(self
+            .embed
+            .index_select(&tokens.flatten_all()?, 0)
+            .context("token id out of the vocabulary")?
+            .reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    /// Block `l`: `x + attn(norm(x))`, then `+ mlp(norm(.))`. `fast` (generation only) uses the
+    /// fused kernels without backward; the trainer calls it with `fast = false` and no cache.
+    pub fn block_forward(
+        &self,
+        l: usize,
+        x: &Tensor,
+        ctx: &ForwardCtx,
+        cache: Option<&mut KvCache>,
+        fast: bool,
+    ) -> Result<Tensor> {
+        let block = &self.blocks[l];
+        let h = rms_norm(x, &block.input_norm, self.cfg.rms_norm_eps, fast)?;
+        let a = self.attention(
+            block,
+            l,
+            &h,
+            (&ctx.cos, &ctx.sin),
+            &ctx.mask,
+            &ctx.pad,
+            cache,
+            fast,
+        )?;
+        let x = (x + a)?;
+        let h = rms_norm(&x, &block.post_norm, self.cfg.rms_norm_eps, fast)?;
+        let mlp = if fast {
+            let gate = block.gate_proj.forward_inference(&h)?.silu()?;
+            let up = block.up_proj.forward_inference(&h)?;
+            block.down_proj.forward_inference(&(gate * up)?)?
+        } else {
+            let gate = block.gate_proj.forward(&h)?.silu()?;
+            let up = block.up_proj.forward(&h)?;
+            block.down_proj.forward(&(gate * up)?)?
+        };
+        Ok((x + mlp)?)
+    }
+
+    /// The final RMSNorm.
+    pub fn final_norm(&self, x: &Tensor, fast: bool) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.cfg.rms_norm_eps, fast)
+    }
+
+    /// The LM head's weight `(vocab, hidden)` (the embedding matrix when tied).
+    pub fn lm_head_weight(&self) -> &Tensor {
+        &self.lm_head.weight
+    }
+
+    /// The token embedding matrix `(vocab, hidden)`.
+    pub fn embed_weight(&self) -> &Tensor {
+        &self.embed
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -249,6 +249,12 @@ impl Tokenizer {
             };
             tok.bos_token = token_str("bos_token");
             tok.eos_token = token_str("eos_token");
+            if v.get("add_bos_token").and_then(|b| b.as_bool()) == Some(true) {
+                tok.add_bos_id = tok
+                    .bos_token
+                    .as_deref()
+                    .and_then(|t| tok.inner.token_to_id(t));
+            }
         }
         // Newer checkpoints keep the template in its own file.
         let jinja = dir.join("chat_template.jinja");
@@ -259,6 +265,32 @@ impl Tokenizer {
             );
         }
         Ok(tok)
+    }
+
+    /// Writes `tokenizer.json` and `tokenizer_config.json` (chat template, BOS/EOS) into `dir`,
+    /// the files [`Self::from_hf_dir`] reads back.
+    pub fn save_hf(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("tokenizer.json");
+        self.inner
+            .save(&path, false)
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+        let mut cfg = serde_json::Map::new();
+        if let Some(t) = &self.chat_template {
+            cfg.insert("chat_template".into(), t.clone().into());
+        }
+        if let Some(t) = &self.bos_token {
+            cfg.insert("bos_token".into(), t.clone().into());
+        }
+        if let Some(t) = &self.eos_token {
+            cfg.insert("eos_token".into(), t.clone().into());
+        }
+        cfg.insert(
+            "add_bos_token".into(),
+            serde_json::Value::Bool(self.add_bos_id.is_some()),
+        );
+        let path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(cfg))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {

@@ -10,7 +10,7 @@ use crate::task::{TaskType, Triplet, ValidTask, IDENTITY_PROGRAM};
 use crate::validate::Proposed;
 
 /// A proposer prompt and, for induction, the program it shows.
-pub(super) struct ProposerPrompt {
+pub(crate) struct ProposerPrompt {
     pub task_type: TaskType,
     pub program: Option<String>,
     pub prompt: String,
@@ -29,7 +29,7 @@ impl ProposerPrompt {
     }
 }
 
-pub(super) fn proposer_prompts(
+pub(crate) fn proposer_prompts(
     store: &mut TaskStore,
     cfg: &StepConfig,
     rendering: Rendering<'_>,
@@ -76,7 +76,7 @@ pub(super) fn proposer_prompts(
 }
 
 /// B solver tasks per type, newest first; the identity seed when a buffer is empty.
-pub(super) fn solver_tasks(
+pub(crate) fn solver_tasks(
     store: &mut TaskStore,
     cfg: &StepConfig,
     step: u64,

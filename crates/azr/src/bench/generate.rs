@@ -18,7 +18,7 @@ use azr_model::{
 };
 use clap::Args;
 
-use super::table;
+use super::{peak_rss_mib, reset_peak_rss, table};
 
 #[derive(Args, Debug)]
 pub struct GenerateBenchArgs {
@@ -166,19 +166,6 @@ fn llama_cpp_row(path: &std::path::Path, prompt: &str, n_new: usize) -> Vec<Stri
             "-".into(),
         ]
     })
-}
-
-/// Peak resident set size of this process, in MiB (VmHWM).
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Resets VmHWM to the current RSS, so each batch size reports its own peak.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 pub fn run(args: &GenerateBenchArgs) -> Result<()> {

@@ -2,6 +2,7 @@
 
 mod exec;
 mod generate;
+mod train;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -13,12 +14,16 @@ pub enum BenchCommand {
     Exec(exec::ExecBenchArgs),
     /// Batched generation: prefill and decode tokens/s at several batch sizes, peak RSS.
     Generate(generate::GenerateBenchArgs),
+    /// One policy-gradient update: tokens/s and peak RSS at several batch shapes, with a
+    /// PyTorch anchor on the same model and batch.
+    Train(train::TrainBenchArgs),
 }
 
 pub fn run(which: BenchCommand) -> Result<()> {
     match which {
         BenchCommand::Exec(args) => exec::run(&args),
         BenchCommand::Generate(args) => generate::run(&args),
+        BenchCommand::Train(args) => train::run(&args),
     }
 }
 
@@ -55,4 +60,17 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let idx = ((v.len() - 1) as f64 * q).round() as usize;
     v[idx]
+}
+
+/// Peak resident set size of this process, in MiB (VmHWM).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets VmHWM to the current RSS, so each measurement reports its own peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

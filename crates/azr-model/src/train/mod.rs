@@ -1,0 +1,638 @@
+//! The policy-gradient update: teacher-forced log-probs of the response tokens, the PPO clipped
+//! surrogate with per-token advantages (TRR++), backward, global grad-norm clip and AdamW.
+//!
+//! How one [`Trainer::step`] runs:
+//! 1. Rows are packed into micro-batches of at most `micro_batch_tokens` padded tokens; the
+//!    loss is a token mean over the **whole** batch, so gradients simply add up across
+//!    micro-batches (gradient accumulation).
+//! 2. Per micro-batch the decoder runs layer by layer. With `recompute` (activation
+//!    checkpointing) only each layer's input is kept and the layer is run again during the
+//!    backward; without it each layer's graph is kept from the forward.
+//! 3. The final norm's output for the response positions goes through the LM head in chunks
+//!    with a hand-written backward ([`head`]): no full-vocabulary logits in the graph.
+//! 4. The backward walks the layers from the top: each layer's gradient comes from candle's
+//!    autograd over that layer alone (`sum(y * dL/dy)` with the layer input as a leaf), which
+//!    also yields `dL/dx` for the layer below. Embedding rows get their gradient by a scatter-add.
+//! 5. Gradients are clipped to `max_grad_norm` (global L2 norm) and AdamW updates every weight in
+//!    place ([`adamw`]).
+
+pub mod adamw;
+mod head;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+pub use adamw::{AdamWConfig, AdamWState};
+use head::{add_into, head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
+
+use crate::model::{left_pad, Model};
+use crate::tokenizer::Tokenizer;
+
+/// Settings of the update.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub optimizer: AdamWConfig,
+    /// Clip the global gradient L2 norm to this (0 disables clipping).
+    pub max_grad_norm: f64,
+    /// PPO ratio clip: `[1 - clip_low, 1 + clip_high]`.
+    pub clip_low: f32,
+    pub clip_high: f32,
+    /// Entropy bonus coefficient (the paper: 0.001 or 0).
+    pub entropy_coef: f32,
+    /// Padded tokens (rows x longest row) per micro-batch: bounds the activation memory.
+    pub micro_batch_tokens: usize,
+    /// Activation checkpointing: recompute each layer in the backward instead of keeping its
+    /// graph (less memory, ~1/3 more compute).
+    pub recompute: bool,
+    /// Response tokens per chunk of the LM head (full-vocabulary logits exist for this many
+    /// tokens at a time).
+    pub head_chunk: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            optimizer: AdamWConfig::default(),
+            max_grad_norm: 1.0,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            entropy_coef: 0.0,
+            micro_batch_tokens: 2048,
+            recompute: true,
+            head_chunk: 256,
+        }
+    }
+}
+
+/// One trained sequence: the advantage goes on every response token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainRow {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+    /// Log-probs of `response` at sampling time (the PPO ratio's denominator). Empty: take the
+    /// current policy's (ratio 1, what one update on fresh rollouts gives anyway).
+    pub old_logprobs: Vec<f32>,
+    pub advantage: f32,
+}
+
+/// What one update did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainStats {
+    /// Optimizer steps made so far, this one included.
+    pub step: u64,
+    /// The clipped surrogate (minus the entropy bonus), token mean.
+    pub loss: f64,
+    /// Global gradient L2 norm before clipping.
+    pub grad_norm: f64,
+    /// Mean per-token entropy of the policy (nats).
+    pub entropy: f64,
+    /// Mean log-prob of the trained tokens.
+    pub logprob: f64,
+    /// Fraction of tokens whose ratio was clipped.
+    pub clip_fraction: f64,
+    /// Mean `(rho - 1) - log rho` (KL estimate between sampling and current policy).
+    pub approx_kl: f64,
+    /// Response tokens trained on.
+    pub tokens: usize,
+    /// Padded tokens run through the decoder (prompts included).
+    pub padded_tokens: usize,
+    pub micro_batches: usize,
+    /// Rows skipped because their response was empty.
+    pub skipped_rows: usize,
+    pub lr: f64,
+    pub forward_secs: f64,
+    pub head_secs: f64,
+    pub backward_secs: f64,
+    pub optimizer_secs: f64,
+    pub secs: f64,
+}
+
+struct Param {
+    name: String,
+    var: Var,
+    grad: Vec<f32>,
+}
+
+/// The trainable model: every weight a `Var` with a gradient buffer, the AdamW state.
+pub struct Trainer {
+    /// The decoder over the `Var`s (tracked: used for the differentiable forward).
+    model: Model,
+    /// The same weights, untracked (for generation; shares storage, so it sees every update).
+    inference: Model,
+    params: Vec<Param>,
+    /// For each layer, the indices of its parameters.
+    layer_params: Vec<Vec<usize>>,
+    embed: usize,
+    head: usize,
+    norm: usize,
+    state: AdamWState,
+    pub config: TrainConfig,
+}
+
+impl Trainer {
+    /// Takes over `model`'s weights (copied into `Var`s; the model is dropped).
+    pub fn new(model: Model, config: TrainConfig) -> Result<Self> {
+        if !model.device().is_cpu() {
+            bail!("training runs on the CPU only for now");
+        }
+        check_config(&config)?;
+        let cfg = model.config().clone();
+        let device = model.device().clone();
+        let mut params = Vec::new();
+        for (name, t) in model.named_weights() {
+            let var = Var::from_tensor(&t.contiguous()?)?;
+            let n = var.elem_count();
+            params.push(Param {
+                name,
+                var,
+                grad: vec![0.0; n],
+            });
+        }
+        drop(model);
+        let tracked: HashMap<String, Tensor> = params
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+            .collect();
+        let untracked: HashMap<String, Tensor> = params
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
+            .collect();
+        let model = Model::from_weights(&cfg, &tracked, &device)?;
+        let inference = Model::from_weights(&cfg, &untracked, &device)?;
+        let index: HashMap<&str, usize> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), i))
+            .collect();
+        let find = |n: &str| {
+            index
+                .get(n)
+                .copied()
+                .with_context(|| format!("no weight {n}"))
+        };
+        let embed = find("model.embed_tokens.weight")?;
+        let head = if cfg.tie_embeddings {
+            embed
+        } else {
+            find("lm_head.weight")?
+        };
+        let norm = find("model.norm.weight")?;
+        let layer_params = (0..cfg.num_layers)
+            .map(|l| {
+                let prefix = format!("model.layers.{l}.");
+                (0..params.len())
+                    .filter(|&i| params[i].name.starts_with(&prefix))
+                    .collect()
+            })
+            .collect();
+        let sizes: Vec<usize> = params.iter().map(|p| p.grad.len()).collect();
+        Ok(Self {
+            model,
+            inference,
+            params,
+            layer_params,
+            embed,
+            head,
+            norm,
+            state: AdamWState::new(&sizes),
+            config,
+        })
+    }
+
+    /// The current weights as an untracked model, for generation (cheap: shares storage, and
+    /// sees every later update).
+    pub fn model(&self) -> &Model {
+        &self.inference
+    }
+
+    /// Optimizer steps made so far.
+    pub fn steps(&self) -> u64 {
+        self.state.step
+    }
+
+    /// Trainable parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|p| p.grad.len()).sum()
+    }
+
+    /// One policy-gradient update over `rows` (see the module documentation).
+    pub fn step(&mut self, rows: &[TrainRow]) -> Result<TrainStats> {
+        let started = Instant::now();
+        let mut stats = self.backward(rows)?;
+        let t = Instant::now();
+        if !stats.grad_norm.is_finite() {
+            bail!(
+                "the gradient norm is {}; the update was skipped",
+                stats.grad_norm
+            );
+        }
+        let max = self.config.max_grad_norm;
+        let scale = if max > 0.0 && stats.grad_norm > max {
+            (max / (stats.grad_norm + 1e-6)) as f32
+        } else {
+            1.0
+        };
+        if stats.tokens > 0 {
+            self.state.step += 1;
+            for (i, p) in self.params.iter().enumerate() {
+                adamw::update(
+                    p.var.as_tensor(),
+                    &p.grad,
+                    &mut self.state.m[i],
+                    &mut self.state.v[i],
+                    &self.config.optimizer,
+                    self.state.step,
+                    scale,
+                )
+                .with_context(|| format!("updating {}", p.name))?;
+            }
+        }
+        stats.step = self.state.step;
+        stats.optimizer_secs = t.elapsed().as_secs_f64();
+        stats.secs = started.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// The loss and its gradient over `rows`, without updating: the gradient buffers are
+    /// overwritten ([`Self::gradient`] reads them). `step` calls this first.
+    pub fn backward(&mut self, rows: &[TrainRow]) -> Result<TrainStats> {
+        let started = Instant::now();
+        let cfg = self.model.config().clone();
+        let mut stats = TrainStats::default();
+        let mut kept = Vec::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            if r.response.is_empty() {
+                stats.skipped_rows += 1;
+                continue;
+            }
+            if !r.old_logprobs.is_empty() && r.old_logprobs.len() != r.response.len() {
+                bail!(
+                    "row {i}: {} old log-probs for {} response tokens",
+                    r.old_logprobs.len(),
+                    r.response.len()
+                );
+            }
+            if !r.advantage.is_finite() {
+                bail!("row {i}: advantage {} is not finite", r.advantage);
+            }
+            if r.prompt.is_empty() {
+                bail!("row {i}: the prompt is empty (a response token needs a token before it)");
+            }
+            let len = r.prompt.len() + r.response.len();
+            if len > cfg.max_position_embeddings {
+                bail!(
+                    "row {i}: {len} tokens exceed the model's context of {}",
+                    cfg.max_position_embeddings
+                );
+            }
+            if let Some(t) = r
+                .prompt
+                .iter()
+                .chain(&r.response)
+                .find(|&&t| t as usize >= cfg.vocab_size)
+            {
+                bail!(
+                    "row {i}: token id {t} is outside the vocabulary of {}",
+                    cfg.vocab_size
+                );
+            }
+            kept.push(r);
+        }
+        let total: usize = kept.iter().map(|r| r.response.len()).sum();
+        for p in &mut self.params {
+            p.grad.fill(0.0);
+        }
+        let mut sums = HeadSums::default();
+        if total > 0 {
+            let loss = TokenLoss {
+                clip_low: self.config.clip_low,
+                clip_high: self.config.clip_high,
+                entropy_coef: self.config.entropy_coef,
+                scale: 1.0 / total as f32,
+            };
+            for mb in plan_micro_batches(&kept, self.config.micro_batch_tokens) {
+                let batch: Vec<&TrainRow> = mb.iter().map(|&i| kept[i]).collect();
+                self.accumulate(&batch, &loss, &mut sums, &mut stats)?;
+                stats.micro_batches += 1;
+            }
+        }
+        let n = sums.tokens.max(1) as f64;
+        stats.step = self.state.step;
+        stats.loss = sums.loss;
+        stats.grad_norm = self.grad_norm();
+        stats.entropy = sums.entropy / n;
+        stats.logprob = sums.logprob / n;
+        stats.clip_fraction = sums.clipped as f64 / n;
+        stats.approx_kl = sums.kl / n;
+        stats.tokens = sums.tokens;
+        stats.lr = self.config.optimizer.lr;
+        stats.secs = started.elapsed().as_secs_f64();
+        Ok(stats)
+    }
+
+    /// The gradient buffer of weight `name` (Hugging Face name) after [`Self::backward`] or
+    /// [`Self::step`] (before clipping).
+    pub fn gradient(&self, name: &str) -> Option<&[f32]> {
+        self.params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.grad.as_slice())
+    }
+
+    fn grad_norm(&self) -> f64 {
+        use rayon::prelude::*;
+        self.params
+            .iter()
+            .map(|p| {
+                p.grad
+                    .par_iter()
+                    .with_min_len(1 << 14)
+                    .map(|&g| (g as f64) * (g as f64))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Forward + backward of one micro-batch; gradients are added to the buffers.
+    fn accumulate(
+        &mut self,
+        rows: &[&TrainRow],
+        loss: &TokenLoss,
+        sums: &mut HeadSums,
+        stats: &mut TrainStats,
+    ) -> Result<()> {
+        let model = &self.model;
+        let device = model.device().clone();
+        let hidden = model.config().hidden_size;
+        let seqs: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|r| [r.prompt.as_slice(), r.response.as_slice()].concat())
+            .collect();
+        let (tokens, padding) = left_pad(&seqs, 0, &device)?;
+        let (b, t) = tokens.dims2()?;
+        stats.padded_tokens += b * t;
+
+        // Response positions: the hidden state at slot s predicts the token at slot s + 1.
+        let (mut sel, mut targets, mut old, mut adv) = (vec![], vec![], vec![], vec![]);
+        for (row, r) in rows.iter().enumerate() {
+            let start = padding.pad[row] + r.prompt.len();
+            for (j, &tok) in r.response.iter().enumerate() {
+                let slot = start + j;
+                sel.push((row * t + slot - 1) as u32);
+                targets.push(tok);
+                old.push(r.old_logprobs.get(j).copied().unwrap_or(f32::NAN));
+                adv.push(r.advantage);
+            }
+        }
+
+        let t0 = Instant::now();
+        let ctx = model.forward_ctx(&padding, 0, t)?;
+        let mut x = model.embed_tokens(&tokens)?.detach();
+        let recompute = self.config.recompute;
+        let mut inputs = Vec::with_capacity(model.config().num_layers);
+        let mut graphs: Vec<(Var, Tensor)> = Vec::new();
+        for l in 0..model.config().num_layers {
+            if recompute {
+                let y = model.block_forward(l, &x, &ctx, None, false)?;
+                inputs.push(x);
+                x = y.detach();
+            } else {
+                let xv = Var::from_tensor(&x)?;
+                let y = model.block_forward(l, xv.as_tensor(), &ctx, None, false)?;
+                x = y.detach();
+                graphs.push((xv, y));
+            }
+        }
+        stats.forward_secs += t0.elapsed().as_secs_f64();
+
+        // Final norm + head.
+        let t1 = Instant::now();
+        let top = Var::from_tensor(&x)?;
+        let normed = model.final_norm(top.as_tensor(), false)?;
+        let idx = Tensor::from_vec(sel, targets.len(), &device)?;
+        let h_sel = normed.reshape((b * t, hidden))?.index_select(&idx, 0)?;
+        let head_w = model.lm_head_weight().detach();
+        let grad_h = head_backward(
+            &h_sel.detach(),
+            &head_w,
+            &HeadTokens {
+                targets: &targets,
+                old_logprobs: &old,
+                advantages: &adv,
+            },
+            loss,
+            self.config.head_chunk,
+            &mut self.params[self.head].grad,
+            sums,
+        )?;
+        let grads = (h_sel * grad_h)?.sum_all()?.backward()?;
+        let norm = &mut self.params[self.norm];
+        add_into(
+            &mut norm.grad,
+            grads
+                .get(norm.var.as_tensor())
+                .context("no gradient for the final norm")?,
+        )?;
+        let mut g = grads
+            .get(top.as_tensor())
+            .context("no gradient for the last hidden state")?
+            .clone();
+        drop(grads);
+        stats.head_secs += t1.elapsed().as_secs_f64();
+
+        // Layers, top down.
+        let t2 = Instant::now();
+        for l in (0..model.config().num_layers).rev() {
+            let (xv, y) = match graphs.pop() {
+                Some(pair) => pair,
+                None => {
+                    let xv = Var::from_tensor(&inputs[l])?;
+                    let y = model.block_forward(l, xv.as_tensor(), &ctx, None, false)?;
+                    (xv, y)
+                }
+            };
+            let grads = (y * &g)?.sum_all()?.backward()?;
+            for &i in &self.layer_params[l] {
+                let p = &mut self.params[i];
+                let gp = grads
+                    .get(p.var.as_tensor())
+                    .with_context(|| format!("no gradient for {}", p.name))?;
+                add_into(&mut p.grad, gp)?;
+            }
+            g = grads
+                .get(xv.as_tensor())
+                .with_context(|| format!("no gradient for the input of layer {l}"))?
+                .clone();
+        }
+
+        // Embedding rows: scatter-add the input gradient (padding slots carry none).
+        let g = g.contiguous()?;
+        let embed = &mut self.params[self.embed].grad;
+        with_cpu_slice(&g, |gs| {
+            for (row, seq) in seqs.iter().enumerate() {
+                let pad = padding.pad[row];
+                for (j, &tok) in seq.iter().enumerate() {
+                    let src = &gs[(row * t + pad + j) * hidden..][..hidden];
+                    let dst = &mut embed[tok as usize * hidden..][..hidden];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        stats.backward_secs += t2.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Teacher-forced log-probs of each row's response tokens under the current weights
+    /// (no gradient), chunked like the training head.
+    pub fn logprobs(&self, rows: &[(Vec<u32>, Vec<u32>)]) -> Result<Vec<Vec<f32>>> {
+        response_logprobs(&self.inference, rows)
+    }
+
+    /// Saves a checkpoint directory atomically: the Hugging Face files, `optimizer.safetensors`
+    /// (AdamW moments) and `trainer_state.json` (optimizer step and config).
+    pub fn save(&self, tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
+        crate::checkpoint::create_dir_atomically(dir, |tmp| {
+            crate::checkpoint::write_hf_files(&self.inference, tokenizer, tmp)?;
+            self.write_optimizer(tmp)
+        })
+    }
+
+    fn write_optimizer(&self, dir: &Path) -> Result<()> {
+        let device = self.model.device();
+        let mut tensors = HashMap::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let shape = p.var.dims().to_vec();
+            tensors.insert(
+                format!("m.{}", p.name),
+                Tensor::from_slice(&self.state.m[i], shape.as_slice(), device)?,
+            );
+            tensors.insert(
+                format!("v.{}", p.name),
+                Tensor::from_slice(&self.state.v[i], shape.as_slice(), device)?,
+            );
+        }
+        let path = dir.join("optimizer.safetensors");
+        candle_core::safetensors::save(&tensors, &path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let state = serde_json::json!({ "optimizer_step": self.state.step, "config": self.config });
+        let path = dir.join("trainer_state.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&state)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Restores the AdamW moments and step from a checkpoint written by [`Self::save`] (the
+    /// weights come from loading the directory as a model). The config is not restored: the
+    /// caller's config wins.
+    pub fn load_optimizer(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let step = v
+            .get("optimizer_step")
+            .and_then(|s| s.as_u64())
+            .with_context(|| format!("{}: no optimizer_step", path.display()))?;
+        let path = dir.join("optimizer.safetensors");
+        let tensors = candle_core::safetensors::load(&path, self.model.device())
+            .with_context(|| format!("reading {}", path.display()))?;
+        for (i, p) in self.params.iter().enumerate() {
+            for (kind, buf) in [("m", &mut self.state.m[i]), ("v", &mut self.state.v[i])] {
+                let name = format!("{kind}.{}", p.name);
+                let t = tensors
+                    .get(&name)
+                    .with_context(|| format!("{}: missing {name}", path.display()))?;
+                if t.dims() != p.var.dims() {
+                    bail!(
+                        "{}: {name} has shape {:?}, the model {:?}",
+                        path.display(),
+                        t.dims(),
+                        p.var.dims()
+                    );
+                }
+                *buf = t.flatten_all()?.to_vec1::<f32>()?;
+            }
+        }
+        self.state.step = step;
+        Ok(())
+    }
+}
+
+fn check_config(c: &TrainConfig) -> Result<()> {
+    let o = &c.optimizer;
+    if !(o.lr.is_finite() && o.lr >= 0.0) {
+        bail!("learning rate must be a non-negative number, got {}", o.lr);
+    }
+    if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+        bail!(
+            "AdamW betas must be in [0, 1), got ({}, {})",
+            o.beta1,
+            o.beta2
+        );
+    }
+    if !(o.eps > 0.0) || !(o.weight_decay >= 0.0) {
+        bail!("AdamW eps must be > 0 and weight decay >= 0");
+    }
+    if !(c.clip_low >= 0.0 && c.clip_low < 1.0 && c.clip_high >= 0.0) {
+        bail!("PPO clip range must satisfy 0 <= clip_low < 1 and clip_high >= 0");
+    }
+    if c.micro_batch_tokens == 0 || c.head_chunk == 0 {
+        bail!("micro_batch_tokens and head_chunk must be positive");
+    }
+    Ok(())
+}
+
+/// Groups row indices into micro-batches of at most `budget` padded tokens (rows x longest row),
+/// longest rows first so rows of similar length share a batch. A row longer than the budget
+/// goes alone.
+pub fn plan_micro_batches(rows: &[&TrainRow], budget: usize) -> Vec<Vec<usize>> {
+    let len = |i: usize| rows[i].prompt.len() + rows[i].response.len();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(len(i)));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut longest = 0;
+    for i in order {
+        match out.last_mut() {
+            Some(mb) if (mb.len() + 1) * longest <= budget => mb.push(i),
+            _ => {
+                longest = len(i);
+                out.push(vec![i]);
+            }
+        }
+    }
+    out
+}
+
+/// Teacher-forced log-probs of each `(prompt, response)`'s response tokens under `model`
+/// (no gradient), one row at a time so memory stays at one sequence's logits.
+pub fn response_logprobs(model: &Model, rows: &[(Vec<u32>, Vec<u32>)]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (prompt, response) in rows {
+        if response.is_empty() {
+            out.push(vec![]);
+            continue;
+        }
+        if prompt.is_empty() {
+            bail!("a response needs a non-empty prompt before it");
+        }
+        let seq = [prompt.as_slice(), response.as_slice()].concat();
+        let (logits, _) = model.forward_padded(&[seq], 0)?;
+        let logits = logits
+            .squeeze(0)?
+            .narrow(0, prompt.len() - 1, response.len())?;
+        let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
+        let idx = Tensor::new(response.as_slice(), model.device())?.unsqueeze(1)?;
+        out.push(lp.gather(&idx, 1)?.squeeze(1)?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
