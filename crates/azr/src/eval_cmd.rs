@@ -139,6 +139,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
 /// azr-core's prompts rendered through the model's own chat template.
 fn chat_prompt(lm: &LoadedModel, messages: &[CoreMessage]) -> String {
+    chat_prompt_with(&lm.tokenizer, messages)
+}
+
+/// azr-core's prompts rendered through `tokenizer`'s chat template (checked at start-up: a
+/// template that renders "hi" renders these too, so an error here renders as empty text).
+pub fn chat_prompt_with(tokenizer: &azr_model::Tokenizer, messages: &[CoreMessage]) -> String {
     let messages: Vec<ChatMessage> = messages
         .iter()
         .map(|m| {
@@ -150,8 +156,7 @@ fn chat_prompt(lm: &LoadedModel, messages: &[CoreMessage]) -> String {
             ChatMessage::new(role, &m.content)
         })
         .collect();
-    // Checked once at start-up; a template that renders "hi" renders these too.
-    lm.tokenizer
+    tokenizer
         .apply_chat_template(&messages, true)
         .unwrap_or_default()
 }

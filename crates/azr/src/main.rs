@@ -7,6 +7,7 @@ mod exec_cmd;
 mod model_cmd;
 mod report_cmd;
 mod tensorboard;
+mod train;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -76,6 +77,13 @@ enum Command {
     /// Score a model on the paper's benchmarks (greedy pass@1), offline: CRUXEval-O/I,
     /// HumanEval, MBPP+ and seven math sets. Writes summary.json and a per-problem JSONL.
     Eval(eval_cmd::EvalArgs),
+    /// Absolute Zero self-play: the model proposes tasks, solves them, and learns from both.
+    ///
+    /// Seeds the task buffers from the identity program (no updates), then runs self-play steps
+    /// (propose -> validate -> learnability -> solve -> rewards -> TRR++ -> update), writing
+    /// metrics.jsonl, TensorBoard events, samples and atomic checkpoints into the run
+    /// directory. Ctrl-C finishes the step and checkpoints; --resume continues a run.
+    Train(train::TrainArgs),
     /// Plot a training run's curves (PNG) from RUN_DIR/metrics.jsonl and print a summary.
     Report(report_cmd::ReportArgs),
 }
@@ -162,5 +170,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => model_cmd::run_generate(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Report(args) => report_cmd::run(&args),
+        Command::Train(args) => train::run(&args, cli.quiet),
     }
 }

@@ -1,0 +1,340 @@
+//! The run configuration: a TOML file with one section per stage. Built from a preset, then an
+//! optional file, then `--set section.key=value` overrides, each layer over the previous one;
+//! unknown keys are errors (a typo must not silently fall back to a default).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use azr_core::{RewardConfig, StepConfig};
+use azr_model::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything a run needs. `azr train --print-config` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelSection,
+    pub run: RunSection,
+    pub seeding: SeedingSection,
+    pub step: StepSection,
+    pub sampling: SamplingSection,
+    pub optim: TrainConfig,
+    pub executor: ExecutorSection,
+    pub eval: EvalSection,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A named model (`azr model list`), a GGUF file or a Hugging Face directory.
+    pub name: String,
+    /// "auto" (the model's chat template when it has one), "chat" or "plain".
+    pub template: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Training steps (after the seeding phase).
+    pub steps: u64,
+    /// Seeds generation, buffer sampling and everything else random.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (and always at the end and on Ctrl-C).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept on disk (oldest removed first; at least 1).
+    pub keep_checkpoints: usize,
+    /// Buffer capacity per task type (oldest evicted when full).
+    pub buffer_cap: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedingSection {
+    /// Valid tasks each buffer should hold before training starts.
+    pub target: usize,
+    /// At most this many proposal rounds (a weak model may never reach the target).
+    pub max_rounds: usize,
+    /// And at most this many minutes.
+    pub max_minutes: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSection {
+    /// Prompts per task-role group (6 groups: B proposer + B solver prompts per task type).
+    pub batch: usize,
+    /// Reference triplets shown to deduction/abduction proposers (K).
+    pub references: usize,
+    /// Inputs an induction proposer writes (N; the solver sees half).
+    pub induction_inputs: usize,
+    /// Solver samples per valid proposal to estimate its solve rate (n).
+    pub learnability_samples: usize,
+    pub min_message_words: usize,
+    pub rewards: RewardConfig,
+}
+
+impl StepSection {
+    pub fn step_config(&self) -> StepConfig {
+        StepConfig {
+            batch: self.batch,
+            references: self.references,
+            induction_inputs: self.induction_inputs,
+            learnability_samples: self.learnability_samples,
+            min_message_words: self.min_message_words,
+            rewards: self.rewards,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSection {
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Longest response, in tokens.
+    pub max_new_tokens: usize,
+    /// Prompts generated together in one batch.
+    pub batch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// Sandboxed workers (0: two per CPU core).
+    pub workers: usize,
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    pub max_output_chars: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Evaluate every this many steps (0: never).
+    pub every: u64,
+    /// Benchmarks (as `azr eval --bench`).
+    pub bench: String,
+    /// Problems per benchmark (drawn with `run.seed`).
+    pub limit: usize,
+    /// The evaluation data folder.
+    pub data: String,
+    pub max_tokens: usize,
+}
+
+/// The built-in presets, by name.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("cpu", include_str!("presets/cpu.toml")),
+    ("reference", include_str!("presets/reference.toml")),
+    (
+        "qwen-coder-0.5b",
+        include_str!("presets/qwen-coder-0.5b.toml"),
+    ),
+];
+
+/// Builds the effective config: `preset`, then `file`, then each `--set` override.
+pub fn resolve(preset: &str, file: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
+    let text = PRESETS
+        .iter()
+        .find(|(n, _)| *n == preset)
+        .map(|(_, t)| *t)
+        .with_context(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            format!("unknown preset {preset:?} (known: {})", names.join(", "))
+        })?;
+    let mut table: toml::Table =
+        toml::from_str(text).context("a built-in preset is not valid TOML")?;
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let over: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
+        merge(&mut table, over);
+    }
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    from_table(table)
+}
+
+/// Parses a full config (as written into a run directory).
+pub fn parse(text: &str, what: &str) -> Result<RunConfig> {
+    let table: toml::Table =
+        toml::from_str(text).with_context(|| format!("{what} is not valid TOML"))?;
+    from_table(table).with_context(|| format!("in {what}"))
+}
+
+/// Applies `--set` overrides to an existing config.
+pub fn with_overrides(cfg: &RunConfig, overrides: &[String]) -> Result<RunConfig> {
+    let mut table = toml::Table::try_from(cfg).context("serializing the config")?;
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    from_table(table)
+}
+
+pub fn to_toml(cfg: &RunConfig) -> Result<String> {
+    toml::to_string_pretty(cfg).context("serializing the config")
+}
+
+fn from_table(table: toml::Table) -> Result<RunConfig> {
+    let cfg: RunConfig = table
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
+    check(&cfg)?;
+    Ok(cfg)
+}
+
+// `!(x > 0.0)` on purpose: NaN must fail these checks too.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn check(c: &RunConfig) -> Result<()> {
+    if !["auto", "chat", "plain"].contains(&c.model.template.as_str()) {
+        bail!(
+            "model.template must be auto, chat or plain, not {:?}",
+            c.model.template
+        );
+    }
+    if c.step.batch == 0 {
+        bail!("step.batch must be at least 1");
+    }
+    if c.step.learnability_samples == 0 {
+        bail!("step.learnability_samples must be at least 1");
+    }
+    if c.step.induction_inputs < 2 {
+        bail!("step.induction_inputs must be at least 2");
+    }
+    if c.sampling.max_new_tokens == 0 || c.sampling.batch == 0 {
+        bail!("sampling.max_new_tokens and sampling.batch must be at least 1");
+    }
+    if !(c.sampling.temperature > 0.0) {
+        bail!("sampling.temperature must be > 0 (self-play samples; greedy would collapse learnability)");
+    }
+    if !(c.sampling.top_p > 0.0 && c.sampling.top_p <= 1.0) {
+        bail!("sampling.top_p must be in (0, 1]");
+    }
+    if c.run.checkpoint_every == 0 || c.run.keep_checkpoints == 0 {
+        bail!("run.checkpoint_every and run.keep_checkpoints must be at least 1");
+    }
+    if c.run.buffer_cap == 0 {
+        bail!("run.buffer_cap must be at least 1");
+    }
+    if !(c.seeding.max_minutes >= 0.0) {
+        bail!("seeding.max_minutes must be >= 0");
+    }
+    if c.executor.timeout_ms == 0 || c.executor.memory_mb == 0 {
+        bail!("executor.timeout_ms and executor.memory_mb must be positive");
+    }
+    Ok(())
+}
+
+/// Deep-merges `over` into `base` (tables merge key by key; other values replace).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `section.key=value`: the value is read as TOML (`3`, `1e-6`, `true`, `"text"`), and as a
+/// plain string when it is not valid TOML (`model.name=qwen2.5-coder-0.5b`).
+fn apply_override(table: &mut toml::Table, text: &str) -> Result<()> {
+    let (path, raw) = text
+        .split_once('=')
+        .with_context(|| format!("--set {text:?}: expected section.key=value"))?;
+    let keys: Vec<&str> = path.trim().split('.').map(str::trim).collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        bail!("--set {text:?}: empty key");
+    }
+    let raw = raw.trim();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    };
+    let (last, parents) = keys.split_last().context("empty key")?;
+    let mut cur = table;
+    for k in parents {
+        cur = match cur.get_mut(*k) {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => bail!("--set {text:?}: {k} is not a section"),
+            None => bail!("--set {text:?}: unknown section {k}"),
+        };
+    }
+    match cur.get(*last) {
+        None => bail!("--set {text:?}: unknown key {last} (see azr train --print-config)"),
+        Some(old) => {
+            // An integer where the config holds a float is what users mean (`lr=0` etc).
+            let value = match (old, value) {
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (_, v) => v,
+            };
+            cur.insert(last.to_string(), value);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_round_trips() {
+        for (name, _) in PRESETS {
+            let cfg = resolve(name, None, &[]).unwrap();
+            assert_eq!(
+                parse(&to_toml(&cfg).unwrap(), "round trip").unwrap(),
+                cfg,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn overrides_apply_and_typos_are_errors() {
+        let cfg = resolve(
+            "cpu",
+            None,
+            &[
+                "run.steps=7".into(),
+                "optim.optimizer.lr=1e-5".into(),
+                "model.name=qwen2.5-coder-0.5b".into(),
+                "optim.optimizer.weight_decay=0".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.run.steps, 7);
+        assert_eq!(cfg.optim.optimizer.lr, 1e-5);
+        assert_eq!(cfg.model.name, "qwen2.5-coder-0.5b");
+        assert_eq!(cfg.optim.optimizer.weight_decay, 0.0);
+        let err = resolve("cpu", None, &["run.stepz=7".into()]).unwrap_err();
+        assert!(err.to_string().contains("unknown key stepz"), "{err}");
+        let err = resolve("cpu", None, &["run.steps=many".into()]).unwrap_err();
+        assert!(format!("{err:#}").contains("invalid"), "{err:#}");
+        let err = resolve("cpu", None, &["step.batch=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("step.batch"), "{err}");
+        assert!(resolve("gpu-please", None, &[]).is_err());
+    }
+
+    #[test]
+    fn a_file_overlays_the_preset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my.toml");
+        std::fs::write(
+            &path,
+            "[run]\nsteps = 42\n[sampling]\nmax_new_tokens = 99\n",
+        )
+        .unwrap();
+        let cfg = resolve("cpu", Some(&path), &["run.steps=43".into()]).unwrap();
+        assert_eq!(cfg.run.steps, 43);
+        assert_eq!(cfg.sampling.max_new_tokens, 99);
+        let base = resolve("cpu", None, &[]).unwrap();
+        assert_eq!(cfg.step, base.step);
+        std::fs::write(&path, "[run]\nsteps = 42\nbogus = 1\n").unwrap();
+        assert!(resolve("cpu", Some(&path), &[]).is_err());
+    }
+}

@@ -1,0 +1,604 @@
+//! `azr train`: Absolute Zero self-play end to end (azr-spec section 2).
+//!
+//! Read top to bottom: resolve the config, open (or resume) the run directory, load the model
+//! into a [`Trainer`], start the executor; seed the buffers from the identity task (no updates,
+//! capped in rounds and minutes); then per step: [`azr_core::run_step`] (propose, validate,
+//! estimate learnability, solve, score, rewards, TRR++, buffer growth) with the model as the
+//! policy, one [`Trainer::step`] over the step's trained responses, a metrics line, samples,
+//! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
+
+mod config;
+mod policy;
+mod rundir;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use azr_core::prompt::Rendering;
+use azr_core::{run_seeding_round, run_step, seeding_done, StepOutput, TaskStore};
+use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions};
+use azr_exec::{ExecConfig, Executor, SandboxMode};
+use azr_model::{resolve_model, LoadedModel, SamplingParams, TrainRow, TrainStats, Trainer};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::tensorboard::EventWriter;
+pub use config::RunConfig;
+use policy::ModelPolicy;
+use rundir::{append_jsonl, step_name, RunDir, RunState};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Start from this preset: cpu (default; SmolLM2-135M, minutes per step on 2 cores),
+    /// qwen-coder-0.5b (the smallest model that proposes valid tasks), reference (the paper's
+    /// sizes, for GPUs).
+    #[arg(long, default_value = "cpu")]
+    preset: String,
+    /// A TOML file laid over the preset (same sections as --print-config shows).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one key, e.g. --set run.steps=20 --set model.name=qwen2.5-coder-0.5b
+    /// (repeatable; applied last).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// The run directory (default: runs/run-<unix time>). Must not hold a run already.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint (its config.toml, plus
+    /// any --set overrides, e.g. a larger run.steps).
+    #[arg(long, conflicts_with_all = ["out", "preset", "config"])]
+    resume: Option<PathBuf>,
+    /// Run Python WITHOUT the bubblewrap sandbox. Only for code you trust; never for a model.
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
+    // 1. Config and run directory.
+    let (cfg, run_dir) = match &args.resume {
+        Some(dir) => {
+            let rd = RunDir::new(dir);
+            let text = std::fs::read_to_string(rd.config())
+                .with_context(|| format!("{} is not a run directory", dir.display()))?;
+            let base = config::parse(&text, &rd.config().display().to_string())?;
+            (config::with_overrides(&base, &args.overrides)?, rd)
+        }
+        None => {
+            let cfg = config::resolve(&args.preset, args.config.as_deref(), &args.overrides)?;
+            let out = args.out.clone().unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                PathBuf::from(format!("runs/run-{secs}"))
+            });
+            (cfg, RunDir::new(&out))
+        }
+    };
+    if args.print_config {
+        print!("{}", config::to_toml(&cfg)?);
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    install_ctrl_c(stop.clone());
+
+    // 2. Model (fresh, or the checkpoint's), trainer, buffers.
+    let resume_from = match &args.resume {
+        Some(_) => Some(run_dir.latest_checkpoint()?.with_context(|| {
+            format!(
+                "{} has no checkpoint yet (the run stopped during seeding): start it again",
+                run_dir.root.display()
+            )
+        })?),
+        None => {
+            if run_dir.config().exists() {
+                bail!(
+                    "{} already holds a run: pass --resume {} to continue it, or another --out",
+                    run_dir.root.display(),
+                    run_dir.root.display()
+                );
+            }
+            None
+        }
+    };
+    let model_path = match &resume_from {
+        Some(ckpt) => ckpt.join("model"),
+        None => resolve_model(&cfg.model.name, &mut |m| eprintln!("{m}"))?,
+    };
+    let lm = azr_model::load(&model_path)
+        .with_context(|| format!("loading the model {}", model_path.display()))?;
+    let LoadedModel {
+        model, tokenizer, ..
+    } = lm;
+    let mut trainer = Trainer::new(model, cfg.optim)?;
+    let (mut store, mut state) = match &resume_from {
+        Some(ckpt) => {
+            trainer.load_optimizer(&ckpt.join("model"))?;
+            let store = TaskStore::load(&ckpt.join("buffers"))
+                .with_context(|| format!("loading the buffers of {}", ckpt.display()))?;
+            let path = ckpt.join("run_state.json");
+            let state: RunState = serde_json::from_str(
+                &std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not valid", path.display()))?;
+            run_dir.truncate_metrics(state.step)?;
+            tracing::info!(
+                "resuming {} from {} (step {})",
+                run_dir.root.display(),
+                ckpt.display(),
+                state.step
+            );
+            (store, state)
+        }
+        None => {
+            std::fs::create_dir_all(&run_dir.root)
+                .with_context(|| format!("creating {}", run_dir.root.display()))?;
+            (
+                TaskStore::new(cfg.run.buffer_cap, cfg.run.seed)?,
+                RunState {
+                    step: 0,
+                    seeding_rounds: 0,
+                    seeding_reached_target: false,
+                },
+            )
+        }
+    };
+    std::fs::write(run_dir.config(), config::to_toml(&cfg)?)
+        .with_context(|| format!("writing {}", run_dir.config().display()))?;
+    for sub in ["samples", "tensorboard"] {
+        std::fs::create_dir_all(run_dir.root.join(sub))?;
+    }
+    let mut tb = EventWriter::create(&run_dir.root.join("tensorboard"))?;
+
+    let executor = Executor::new(exec_config(&cfg, args.no_sandbox))?;
+    let template =
+        |m: &[azr_core::prompt::ChatMessage]| crate::eval_cmd::chat_prompt_with(&tokenizer, m);
+    let rendering = rendering(&cfg, &tokenizer, &template)?;
+    let params = SamplingParams {
+        temperature: cfg.sampling.temperature,
+        top_p: cfg.sampling.top_p,
+        top_k: 0,
+        max_new_tokens: cfg.sampling.max_new_tokens,
+        stop_strings: vec!["</answer>".into()],
+        stop_token_ids: trainer.model().config().eos_token_ids.clone(),
+    };
+    let step_cfg = cfg.step.step_config();
+    let draw = || {
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        }
+    };
+    let bar = ProgressBar::with_draw_target(Some(0), draw());
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    tracing::info!(
+        "run {}: model {} ({:.0}M parameters), preset sizes: {} prompts per group, {} new tokens",
+        run_dir.root.display(),
+        model_path.display(),
+        trainer.num_params() as f64 / 1e6,
+        cfg.step.batch,
+        cfg.sampling.max_new_tokens
+    );
+
+    // 3. Seeding: propose from the identity seed until the buffers hold their target.
+    if resume_from.is_none() {
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(cfg.seeding.max_minutes * 60.0);
+        while !seeding_done(&store, cfg.seeding.target)
+            && state.seeding_rounds < cfg.seeding.max_rounds
+            && started.elapsed() < budget
+            && !stop.load(Ordering::SeqCst)
+        {
+            let round = state.seeding_rounds as u64;
+            bar.set_message(format!(
+                "seeding round {}/{}",
+                round + 1,
+                cfg.seeding.max_rounds
+            ));
+            let mut policy =
+                new_policy(&trainer, &tokenizer, &params, &cfg, u64::MAX - round, &bar);
+            let out = run_seeding_round(
+                round,
+                &mut store,
+                &mut policy,
+                &executor,
+                rendering,
+                &step_cfg,
+            )
+            .context("seeding round")?;
+            append_jsonl(&run_dir.root.join("seeding.jsonl"), &out)?;
+            tracing::info!(
+                "seeding round {}: {} new tasks, buffers {:?} ({:.0} s)",
+                round + 1,
+                out.added,
+                out.buffer_sizes,
+                policy.secs
+            );
+            state.seeding_rounds += 1;
+        }
+        state.seeding_reached_target = seeding_done(&store, cfg.seeding.target);
+        if !state.seeding_reached_target {
+            tracing::warn!(
+                "seeding stopped short of {} tasks per buffer after {} rounds ({:?}): training \
+                 continues from what the buffers hold (the identity seed at least)",
+                cfg.seeding.target,
+                state.seeding_rounds,
+                store_sizes(&store)
+            );
+        }
+        run_dir.save_checkpoint(
+            &trainer,
+            &tokenizer,
+            &store,
+            &state,
+            cfg.run.keep_checkpoints,
+        )?;
+    }
+
+    // 4. Self-play steps.
+    let first = state.step + 1;
+    let steps = ProgressBar::with_draw_target(Some(cfg.run.steps), draw());
+    steps.set_style(
+        ProgressStyle::with_template("steps [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    steps.set_position(state.step.min(cfg.run.steps));
+    for step in first..=cfg.run.steps {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let t0 = Instant::now();
+        bar.set_message(format!("step {step}: generating"));
+        let mut policy = new_policy(&trainer, &tokenizer, &params, &cfg, step, &bar);
+        let out = run_step(
+            step,
+            &mut store,
+            &mut policy,
+            &executor,
+            rendering,
+            &step_cfg,
+        )
+        .with_context(|| format!("step {step}"))?;
+        let (gen_secs, gen_tokens) = (policy.secs, policy.tokens);
+        let step_secs = t0.elapsed().as_secs_f64();
+        drop(policy);
+
+        bar.set_message(format!("step {step}: training"));
+        let rows = train_rows(&out, &tokenizer)?;
+        let train = trainer
+            .step(&rows)
+            .with_context(|| format!("step {step}: update"))?;
+        state.step = step;
+
+        let t1 = Instant::now();
+        write_samples(
+            &run_dir
+                .root
+                .join("samples")
+                .join(format!("{}.jsonl", step_name(step))),
+            &out,
+        )?;
+        let mut eval = serde_json::Value::Null;
+        if cfg.eval.every > 0 && step % cfg.eval.every == 0 {
+            bar.set_message(format!("step {step}: evaluating"));
+            eval = run_eval(
+                &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
+            )?;
+        }
+        let checkpoint = step % cfg.run.checkpoint_every == 0
+            || step == cfg.run.steps
+            || stop.load(Ordering::SeqCst);
+        if checkpoint {
+            bar.set_message(format!("step {step}: checkpoint"));
+            run_dir.save_checkpoint(
+                &trainer,
+                &tokenizer,
+                &store,
+                &state,
+                cfg.run.keep_checkpoints,
+            )?;
+        }
+        let other = t1.elapsed().as_secs_f64();
+        let line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
+        append_jsonl(&run_dir.metrics(), &line)?;
+        tb.add_json_scalars("", &strip_step(&line), step as i64)?;
+        tb.flush()?;
+        log_step(&line);
+        steps.set_position(step);
+    }
+    steps.finish_and_clear();
+    bar.finish_and_clear();
+    if stop.load(Ordering::SeqCst) {
+        eprintln!(
+            "stopped at step {}; continue with: azr train --resume {}",
+            state.step,
+            run_dir.root.display()
+        );
+    }
+    let latest = run_dir.latest_checkpoint()?;
+    eprintln!(
+        "run directory: {}\n  metrics: {}\n  plots:   azr report {}\n  model:   {}",
+        run_dir.root.display(),
+        run_dir.metrics().display(),
+        run_dir.root.display(),
+        latest
+            .map(|d| d.join("model").display().to_string())
+            .unwrap_or_else(|| "(no checkpoint)".into())
+    );
+    Ok(())
+}
+
+fn exec_config(cfg: &RunConfig, no_sandbox: bool) -> ExecConfig {
+    let mut e = ExecConfig {
+        timeout: Duration::from_millis(cfg.executor.timeout_ms),
+        memory_mb: cfg.executor.memory_mb,
+        max_output_chars: cfg.executor.max_output_chars,
+        sandbox: if no_sandbox {
+            SandboxMode::None
+        } else {
+            SandboxMode::Bubblewrap
+        },
+        ..ExecConfig::default()
+    };
+    if cfg.executor.workers > 0 {
+        e.workers = cfg.executor.workers;
+    }
+    e
+}
+
+fn rendering<'a>(
+    cfg: &RunConfig,
+    tokenizer: &azr_model::Tokenizer,
+    template: &'a dyn azr_core::ChatTemplate,
+) -> Result<Rendering<'a>> {
+    let has = tokenizer.chat_template().is_some();
+    match (cfg.model.template.as_str(), has) {
+        ("plain", _) | ("auto", false) => Ok(Rendering::Plain),
+        ("chat", false) => bail!("model.template = \"chat\" but the model has no chat template"),
+        _ => {
+            tokenizer
+                .apply_chat_template(&[azr_model::ChatMessage::new("user", "hi")], true)
+                .context("the model's chat template does not render (set model.template=plain)")?;
+            Ok(Rendering::Chat(template))
+        }
+    }
+}
+
+fn new_policy<'a>(
+    trainer: &'a Trainer,
+    tokenizer: &'a azr_model::Tokenizer,
+    params: &SamplingParams,
+    cfg: &RunConfig,
+    step: u64,
+    bar: &ProgressBar,
+) -> ModelPolicy<'a> {
+    ModelPolicy {
+        model: trainer.model(),
+        tokenizer,
+        params: params.clone(),
+        batch: cfg.sampling.batch,
+        run_seed: cfg.run.seed,
+        step,
+        calls: 0,
+        secs: 0.0,
+        tokens: 0,
+        bar: bar.clone(),
+    }
+}
+
+/// The step's trained responses as training rows (prompt re-tokenized exactly as the policy
+/// tokenized it; response ids and log-probs as sampled).
+fn train_rows(out: &StepOutput, tokenizer: &azr_model::Tokenizer) -> Result<Vec<TrainRow>> {
+    out.samples
+        .iter()
+        .map(|s| {
+            if s.token_ids.len() != s.logprobs.len() {
+                bail!(
+                    "a sample has {} token ids but {} log-probs",
+                    s.token_ids.len(),
+                    s.logprobs.len()
+                );
+            }
+            Ok(TrainRow {
+                prompt: tokenizer.encode(&s.prompt, false)?,
+                response: s.token_ids.clone(),
+                old_logprobs: s.logprobs.clone(),
+                advantage: s.advantage as f32,
+            })
+        })
+        .collect()
+}
+
+fn write_samples(path: &Path, out: &StepOutput) -> Result<()> {
+    let mut text = String::new();
+    for s in &out.samples {
+        let v = json!({
+            "kind": "response",
+            "group": s.group.name(),
+            "reward": s.reward,
+            "advantage": s.advantage,
+            "tokens": s.tokens,
+            "outcome": s.outcome,
+            "response": s.response,
+        });
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    for t in &out.tasks {
+        text.push_str(&json!({ "kind": "valid_task", "task": t }).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn metrics_line(
+    out: &StepOutput,
+    train: &TrainStats,
+    gen_secs: f64,
+    gen_tokens: usize,
+    step_secs: f64,
+    other_secs: f64,
+    eval: serde_json::Value,
+) -> serde_json::Value {
+    let m = &out.metrics;
+    let mut groups = serde_json::to_value(&m.groups).unwrap_or_default();
+    if let Some(o) = groups.as_object_mut() {
+        for g in o.values_mut() {
+            let tokens = g["tokens"].as_f64().unwrap_or(0.0);
+            let count = g["count"].as_f64().unwrap_or(0.0);
+            g["response_length"] = json!(if count > 0.0 { tokens / count } else { 0.0 });
+        }
+    }
+    json!({
+        "step": m.step,
+        "groups": groups,
+        "proposals": m.proposals,
+        "buffer_sizes": m.buffer_sizes,
+        "seed_fallbacks": m.seed_fallbacks,
+        "executor_jobs": m.executor_jobs,
+        "generated": m.generated,
+        "generated_tokens": gen_tokens,
+        "train": {
+            "loss": train.loss,
+            "grad_norm": train.grad_norm,
+            "entropy": train.entropy,
+            "logprob": train.logprob,
+            "clip_fraction": train.clip_fraction,
+            "approx_kl": train.approx_kl,
+            "lr": train.lr,
+            "tokens": train.tokens,
+            "padded_tokens": train.padded_tokens,
+            "micro_batches": train.micro_batches,
+        },
+        "timing": {
+            "generation_s": gen_secs,
+            "execution_s": (step_secs - gen_secs).max(0.0),
+            "training_s": train.secs,
+            "other_s": other_secs,
+            "total_s": step_secs + train.secs + other_secs,
+        },
+        "eval": eval,
+    })
+}
+
+fn strip_step(line: &serde_json::Value) -> serde_json::Value {
+    let mut v = line.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("step");
+    }
+    v
+}
+
+fn log_step(line: &serde_json::Value) {
+    let f = |p: &str| line.pointer(p).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    let valid: u64 = line["proposals"]
+        .as_object()
+        .map(|o| o.values().filter_map(|p| p["valid"].as_u64()).sum())
+        .unwrap_or(0);
+    tracing::info!(
+        "step {}: {:.0} s (generation {:.0}, execution {:.0}, training {:.0}, other {:.0}); \
+         valid proposals {valid}; loss {:.4}, grad norm {:.3}, entropy {:.3}",
+        line["step"],
+        f("/timing/total_s"),
+        f("/timing/generation_s"),
+        f("/timing/execution_s"),
+        f("/timing/training_s"),
+        f("/timing/other_s"),
+        f("/train/loss"),
+        f("/train/grad_norm"),
+        f("/train/entropy"),
+    );
+}
+
+fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
+    azr_core::TaskType::ALL
+        .iter()
+        .map(|t| (t.as_str().to_string(), store.len(*t)))
+        .collect()
+}
+
+fn run_eval(
+    cfg: &RunConfig,
+    trainer: &Trainer,
+    tokenizer: &azr_model::Tokenizer,
+    rendering: Rendering<'_>,
+    executor: &Executor,
+    run_dir: &RunDir,
+    step: u64,
+) -> Result<serde_json::Value> {
+    let ids = BenchmarkId::parse_list(&cfg.eval.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data = PathBuf::from(&cfg.eval.data);
+    let benchmarks = ids
+        .iter()
+        .map(|id| Benchmark::load_default(*id, &data).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?;
+    let params = SamplingParams {
+        stop_token_ids: trainer.model().config().eos_token_ids.clone(),
+        stop_strings: vec!["</answer>".into()],
+        ..SamplingParams::greedy(cfg.eval.max_tokens)
+    };
+    let model = trainer.model();
+    let batch = cfg.sampling.batch;
+    let mut gen = |prompts: &[String]| -> Result<Vec<String>, azr_core::PolicyError> {
+        let ids = prompts
+            .iter()
+            .map(|p| tokenizer.encode(p, false))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(batch.max(1)) {
+            let seeds = azr_model::row_seeds(0, chunk.len());
+            for g in azr_model::generate(model, Some(tokenizer), chunk, &params, &seeds)? {
+                out.push(tokenizer.decode(&g.tokens, true)?);
+            }
+        }
+        Ok(out)
+    };
+    let options = EvalOptions {
+        rendering,
+        limit: Some(cfg.eval.limit),
+        sample_seed: Some(cfg.run.seed),
+        batch_size: batch.max(1),
+        ..EvalOptions::default()
+    };
+    let report = evaluate_with_progress(&benchmarks, &mut gen, executor, &options, &mut |_| {})?;
+    let dir = run_dir.root.join("eval").join(step_name(step));
+    std::fs::create_dir_all(&dir)?;
+    report
+        .write_files(&dir.join("summary.json"), &dir.join("problems.jsonl"))
+        .map_err(|e| anyhow::anyhow!("writing the eval report: {e}"))?;
+    Ok(report
+        .benchmarks
+        .iter()
+        .map(|b| (b.benchmark.name().to_string(), json!(b.pass_at_1)))
+        .collect::<serde_json::Map<_, _>>()
+        .into())
+}
+
+/// First Ctrl-C: finish the current step, checkpoint, stop. Second: exit at once.
+fn install_ctrl_c(stop: Arc<AtomicBool>) {
+    let result = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nCtrl-C: finishing this step, then writing a checkpoint (Ctrl-C again to abort)"
+        );
+    });
+    if let Err(e) = result {
+        tracing::warn!("cannot catch Ctrl-C ({e}); a checkpoint is still written every run.checkpoint_every steps");
+    }
+}

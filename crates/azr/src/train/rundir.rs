@@ -1,0 +1,171 @@
+//! The run directory: what a run writes and how a resume finds it again.
+//!
+//! ```text
+//! RUN_DIR/config.toml                 the effective config
+//! RUN_DIR/metrics.jsonl               one JSON line per training step
+//! RUN_DIR/seeding.jsonl               one JSON line per seeding round
+//! RUN_DIR/tensorboard/                the same scalars as TensorBoard event files
+//! RUN_DIR/samples/step-000001.jsonl   the step's trained responses and valid tasks
+//! RUN_DIR/eval/step-000010/           eval summaries (when eval.every > 0)
+//! RUN_DIR/checkpoints/step-000005/    model/ (a Hugging Face dir + optimizer), buffers/,
+//!                                     run_state.json; written atomically
+//! RUN_DIR/checkpoints/latest          the newest complete checkpoint's name
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use azr_core::TaskStore;
+use azr_model::checkpoint::{create_dir_atomically, write_file_atomically};
+use azr_model::{Tokenizer, Trainer};
+use serde::{Deserialize, Serialize};
+
+/// Where the run stands, saved in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Training steps completed (0: only seeding done).
+    pub step: u64,
+    pub seeding_rounds: usize,
+    /// Whether seeding reached its target (false: it hit its cap).
+    pub seeding_reached_target: bool,
+}
+
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+pub fn step_name(step: u64) -> String {
+    format!("step-{step:06}")
+}
+
+impl RunDir {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let latest = self.checkpoints().join("latest");
+        if !latest.exists() {
+            return Ok(None);
+        }
+        let name = std::fs::read_to_string(&latest)
+            .with_context(|| format!("reading {}", latest.display()))?;
+        let dir = self.checkpoints().join(name.trim());
+        if !dir.join("run_state.json").is_file() {
+            bail!(
+                "{} names {}, which is not a complete checkpoint",
+                latest.display(),
+                dir.display()
+            );
+        }
+        Ok(Some(dir))
+    }
+
+    /// Writes checkpoint `step` (model, optimizer, buffers, run state) atomically, points
+    /// `latest` at it, and removes all but the newest `keep`.
+    pub fn save_checkpoint(
+        &self,
+        trainer: &Trainer,
+        tokenizer: &Tokenizer,
+        store: &TaskStore,
+        state: &RunState,
+        keep: usize,
+    ) -> Result<PathBuf> {
+        let dir = self.checkpoints().join(step_name(state.step));
+        std::fs::create_dir_all(self.checkpoints())
+            .with_context(|| format!("creating {}", self.checkpoints().display()))?;
+        if dir.exists() {
+            // Same step saved before (e.g. a resume that stopped at once): it is identical.
+            return Ok(dir);
+        }
+        create_dir_atomically(&dir, |tmp| {
+            trainer.save(tokenizer, &tmp.join("model"))?;
+            store
+                .save(&tmp.join("buffers"))
+                .context("saving the task buffers")?;
+            std::fs::write(
+                tmp.join("run_state.json"),
+                serde_json::to_string_pretty(state)?,
+            )
+            .context("writing run_state.json")
+        })?;
+        write_file_atomically(
+            &self.checkpoints().join("latest"),
+            step_name(state.step).as_bytes(),
+        )?;
+        self.prune(keep)?;
+        Ok(dir)
+    }
+
+    fn prune(&self, keep: usize) -> Result<()> {
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(self.checkpoints())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("step-"))
+            })
+            .collect();
+        steps.sort();
+        let n = steps.len().saturating_sub(keep.max(1));
+        for old in &steps[..n] {
+            std::fs::remove_dir_all(old)
+                .with_context(|| format!("removing the old checkpoint {}", old.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Drops metrics lines of steps after `step` (written after the checkpoint a resume starts
+    /// from), so the file describes one consistent history.
+    pub fn truncate_metrics(&self, step: u64) -> Result<()> {
+        let path = self.metrics();
+        if !path.exists() {
+            return Ok(());
+        }
+        let f =
+            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut kept = String::new();
+        for line in BufReader::new(f).lines() {
+            let line = line?;
+            let s = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+            if s.is_some_and(|s| s <= step) {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        }
+        write_file_atomically(&path, kept.as_bytes())
+    }
+}
+
+/// Appends one JSON line to `path` and flushes it.
+pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut line = serde_json::to_string(value)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())
+        .and_then(|()| f.flush())
+        .with_context(|| format!("writing {}", path.display()))
+}

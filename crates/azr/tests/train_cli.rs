@@ -1,0 +1,256 @@
+//! `azr train` end to end on a tiny random model (fast): the run directory, the metrics schema,
+//! checkpoints that load, resume equality, and clear errors. Plus one step on the real default
+//! model (slow, but in CI: the product's main path must run).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn azr() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_azr"))
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "azr failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny-model");
+    azr_model::tiny::write_tiny_model(&path, "qwen2", true, 3, 8192).unwrap();
+    path
+}
+
+/// Small everything: 1 prompt per group, 24 new tokens, 2 learnability samples.
+fn tiny_args(model: &Path) -> Vec<String> {
+    [
+        format!("model.name={}", model.display()),
+        "run.steps=2".into(),
+        "run.checkpoint_every=1".into(),
+        "run.keep_checkpoints=5".into(),
+        "seeding.target=2".into(),
+        "seeding.max_rounds=1".into(),
+        "step.batch=1".into(),
+        "step.references=1".into(),
+        "step.learnability_samples=2".into(),
+        "sampling.max_new_tokens=24".into(),
+        "sampling.batch=8".into(),
+        "optim.optimizer.lr=1e-3".into(),
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.clone()])
+    .collect()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The parts of a metrics line that must be identical between runs (timings are not).
+fn deterministic(line: &serde_json::Value) -> serde_json::Value {
+    let mut v = line.clone();
+    let o = v.as_object_mut().unwrap();
+    o.remove("timing");
+    o.remove("eval");
+    v
+}
+
+#[test]
+fn two_steps_on_a_tiny_model_then_resume_equals_uninterrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let full = dir.path().join("full");
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&full)
+        .args(tiny_args(&model))
+        .output()
+        .unwrap());
+
+    // The run directory.
+    for p in [
+        "config.toml",
+        "metrics.jsonl",
+        "seeding.jsonl",
+        "samples/step-000001.jsonl",
+        "samples/step-000002.jsonl",
+        "checkpoints/latest",
+        "checkpoints/step-000000/run_state.json",
+        "checkpoints/step-000002/model/model.safetensors",
+        "checkpoints/step-000002/model/optimizer.safetensors",
+        "checkpoints/step-000002/buffers/store.json",
+    ] {
+        assert!(full.join(p).exists(), "missing {p}");
+    }
+    let tb: Vec<_> = std::fs::read_dir(full.join("tensorboard"))
+        .unwrap()
+        .collect();
+    assert_eq!(tb.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(full.join("checkpoints/latest")).unwrap(),
+        "step-000002"
+    );
+
+    // The metrics schema.
+    let lines = metrics(&full);
+    assert_eq!(lines.len(), 2);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["step"], i as u64 + 1);
+        let groups = l["groups"].as_object().unwrap();
+        assert_eq!(groups.len(), 6, "{groups:?}");
+        for g in groups.values() {
+            for k in [
+                "reward_mean",
+                "reward_std",
+                "accuracy",
+                "format_error_rate",
+                "response_length",
+            ] {
+                assert!(g[k].is_number(), "group metric {k} missing: {g}");
+            }
+        }
+        for t in ["deduction", "abduction", "induction"] {
+            assert!(l["proposals"][t]["valid"].is_number(), "{l}");
+            assert!(l["buffer_sizes"][t].as_u64().unwrap() >= 1);
+        }
+        for k in ["loss", "grad_norm", "entropy", "lr", "tokens"] {
+            assert!(l["train"][k].is_number(), "train.{k} missing: {l}");
+        }
+        assert!(l["train"]["tokens"].as_u64().unwrap() > 0);
+        for k in [
+            "generation_s",
+            "execution_s",
+            "training_s",
+            "other_s",
+            "total_s",
+        ] {
+            assert!(l["timing"][k].as_f64().unwrap() >= 0.0);
+        }
+    }
+
+    // The checkpoint is a model `azr generate` can load.
+    let gen = ok(azr()
+        .args(["--quiet", "generate", "--max-tokens", "4", "--model"])
+        .arg(full.join("checkpoints/step-000002/model"))
+        .args(["--prompt", "hi"])
+        .output()
+        .unwrap());
+    assert!(!gen.stdout.is_empty());
+
+    // Resume: stop after 1 step, continue to 2; step 2 must be what the full run did.
+    let part = dir.path().join("part");
+    let mut args = tiny_args(&model);
+    args.push("--set".into());
+    args.push("run.steps=1".into());
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&part)
+        .args(&args)
+        .output()
+        .unwrap());
+    assert_eq!(metrics(&part).len(), 1);
+    ok(azr()
+        .args(["--quiet", "train", "--resume"])
+        .arg(&part)
+        .args(["--set", "run.steps=2"])
+        .output()
+        .unwrap());
+    let resumed = metrics(&part);
+    assert_eq!(resumed.len(), 2);
+    assert_eq!(deterministic(&resumed[1]), deterministic(&lines[1]));
+    let a = std::fs::read(full.join("checkpoints/step-000002/model/model.safetensors")).unwrap();
+    let b = std::fs::read(part.join("checkpoints/step-000002/model/model.safetensors")).unwrap();
+    assert!(
+        a == b,
+        "resumed weights differ from the uninterrupted run's"
+    );
+
+    // The report plots the run.
+    let report = ok(azr().arg("report").arg(&full).output().unwrap());
+    assert!(String::from_utf8_lossy(&report.stdout).contains("steps: 2"));
+    assert!(full.join("plots").read_dir().unwrap().count() > 0);
+}
+
+#[test]
+fn clear_errors_for_bad_config_and_existing_runs() {
+    let out = azr()
+        .args(["train", "--set", "run.stepz=3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key stepz"), "{err}");
+    assert!(!err.contains("panicked"));
+
+    let out = ok(azr()
+        .args(["train", "--print-config", "--set", "run.steps=3"])
+        .output()
+        .unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("steps = 3") && text.contains("[optim.optimizer]"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let out = azr()
+        .args(["train", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+
+    let out = azr()
+        .args(["train", "--resume"])
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a run directory"));
+}
+
+/// One self-play step of the real default model (SmolLM2-135M), tiny sizes: the README's main
+/// path, end to end, on the real weights.
+#[test]
+fn one_step_on_the_default_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&run)
+        .args([
+            "--set",
+            "run.steps=1",
+            "--set",
+            "seeding.max_rounds=0",
+            "--set",
+            "step.batch=1",
+            "--set",
+            "step.references=1",
+            "--set",
+            "step.learnability_samples=2",
+            "--set",
+            "sampling.max_new_tokens=48",
+        ])
+        .output()
+        .unwrap());
+    let lines = metrics(&run);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0]["train"]["tokens"].as_u64().map(|t| t > 0),
+        Some(true)
+    );
+    assert!(run
+        .join("checkpoints/step-000001/model/config.json")
+        .exists());
+}
