@@ -179,6 +179,78 @@ fn two_steps_on_a_tiny_model_then_resume_equals_uninterrupted() {
     assert!(full.join("plots").read_dir().unwrap().count() > 0);
 }
 
+/// `kill -9` mid-run loses at most the steps since the last checkpoint; the run resumes.
+#[test]
+fn kill_9_then_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let run = dir.path().join("run");
+    let mut args = tiny_args(&model);
+    args.extend(["--set".into(), "run.steps=4".into()]);
+    let mut child = azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&run)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = run.join("checkpoints/latest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::fs::read_to_string(&latest).ok().as_deref() != Some("step-000001") {
+        assert!(std::time::Instant::now() < deadline, "no step-1 checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    ok(azr()
+        .args(["--quiet", "train", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    let steps: Vec<u64> = metrics(&run)
+        .iter()
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+}
+
+/// `eval.every` runs a benchmark subset during training and logs it.
+#[test]
+fn eval_every_step_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let run = dir.path().join("run");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+    let mut args = tiny_args(&model);
+    for s in [
+        "run.steps=1".to_string(),
+        "seeding.max_rounds=0".into(),
+        "eval.every=1".into(),
+        "eval.bench=cruxeval-o".into(),
+        "eval.limit=3".into(),
+        "eval.max_tokens=8".into(),
+        format!("eval.data={data}"),
+    ] {
+        args.push("--set".into());
+        args.push(s);
+    }
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&run)
+        .args(&args)
+        .output()
+        .unwrap());
+    let lines = metrics(&run);
+    let p = lines[0]["eval"]["cruxeval-o"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    let summary = std::fs::read_to_string(run.join("eval/step-000001/summary.json")).unwrap();
+    assert!(summary.contains("cruxeval-o"));
+    let problems = std::fs::read_to_string(run.join("eval/step-000001/problems.jsonl")).unwrap();
+    assert_eq!(problems.lines().count(), 3);
+}
+
 #[test]
 fn clear_errors_for_bad_config_and_existing_runs() {
     let out = azr()

@@ -297,11 +297,19 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
             )?;
         }
+        // The metrics line goes first: a checkpoint of step N implies its line is on disk (a
+        // resume drops lines after its checkpoint, never needs one before it).
+        let other = t1.elapsed().as_secs_f64();
+        let line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
+        append_jsonl(&run_dir.metrics(), &line)?;
+        tb.add_json_scalars("", &strip_step(&line), step as i64)?;
+        tb.flush()?;
         let checkpoint = step % cfg.run.checkpoint_every == 0
             || step == cfg.run.steps
             || stop.load(Ordering::SeqCst);
         if checkpoint {
             bar.set_message(format!("step {step}: checkpoint"));
+            let t2 = Instant::now();
             run_dir.save_checkpoint(
                 &trainer,
                 &tokenizer,
@@ -309,12 +317,11 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 &state,
                 cfg.run.keep_checkpoints,
             )?;
+            tracing::info!(
+                "checkpoint of step {step} written in {:.1} s",
+                t2.elapsed().as_secs_f64()
+            );
         }
-        let other = t1.elapsed().as_secs_f64();
-        let line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
-        append_jsonl(&run_dir.metrics(), &line)?;
-        tb.add_json_scalars("", &strip_step(&line), step as i64)?;
-        tb.flush()?;
         log_step(&line);
         steps.set_position(step);
     }
