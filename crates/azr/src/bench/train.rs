@@ -5,10 +5,26 @@
 //! fixed seed), advantages +-1, so every position is trained, as in the PyTorch anchor. tokens/s
 //! counts all `rows x tokens` positions per second of a full update (median of `--steps` after
 //! one warm-up update). Each shape runs in a child process so its peak RSS is its own.
+//!
+//! The anchor, in the same run: PyTorch on the CPU (f32, as many threads as candle) on the same
+//! model and batch shape, through our own plain-PyTorch decoder (`torch_anchor.py`, no
+//! transformers) loading the same weights, which azr writes once as a Hugging Face directory into
+//! `$XDG_CACHE_HOME/azr/bench/<model>-hf` (else `~/.cache/azr/bench/<model>-hf`). Before timing,
+//! the script checks its log-probs on a short row against azr's and fails on a difference of
+//! 1e-3 or more, so a wrong anchor shows as an error, not a number. OpenMP waits passively
+//! (`OMP_WAIT_POLICY=PASSIVE` unless set): its default spinning makes PyTorch many times slower
+//! whenever the machine has other work. PyTorch lives in a private venv,
+//! `$XDG_CACHE_HOME/azr/venvs/torch` (else `~/.cache/azr/venvs/torch`); the bench creates it when
+//! missing and says so (a one-time install of about 5 GB: PyPI's wheel brings CUDA libraries).
+//! `--no-anchor` skips it; `AZR_TORCH_PYTHON` names another interpreter that has `torch` and
+//! `safetensors`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use azr_model::checkpoint::{create_dir_atomically, write_hf_files};
+use azr_model::train::response_logprobs;
 use azr_model::{load, resolve_model, TrainConfig, TrainRow, TrainStats, Trainer, DEFAULT_MODEL};
 use clap::Args;
 use rand::{Rng, SeedableRng};
@@ -32,6 +48,9 @@ pub struct TrainBenchArgs {
     /// Keep every layer's graph instead of recomputing it in the backward.
     #[arg(long)]
     no_recompute: bool,
+    /// Skip the PyTorch anchor (and its one-time install).
+    #[arg(long)]
+    no_anchor: bool,
     /// Internal: measure one shape in this process and print JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -97,6 +116,197 @@ fn measure(args: &TrainBenchArgs, shape: &str) -> Result<()> {
     Ok(())
 }
 
+/// The PyTorch the anchor installs.
+const TORCH: &str = "torch==2.15.0";
+const SAFETENSORS: &str = "safetensors==0.8.0";
+
+/// The anchor: our plain-PyTorch decoder and update (see the file's header).
+const TORCH_SCRIPT: &str = include_str!("torch_anchor.py");
+
+/// The row the anchor's log-probs are checked on: prompt and response lengths.
+const CHECK_PROMPT: usize = 4;
+const CHECK_RESPONSE: usize = 60;
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`.
+fn cache_base() -> Result<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .context("no XDG_CACHE_HOME or HOME for the PyTorch anchor's cache")
+}
+
+/// An interpreter with `torch` and `safetensors`, installing them into the private venv when
+/// missing.
+fn torch_python() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("AZR_TORCH_PYTHON").filter(|p| !p.is_empty()) {
+        return Ok(p.into());
+    }
+    let venv = cache_base()?.join("azr").join("venvs").join("torch");
+    let python = venv.join("bin").join("python");
+    let has_it = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import torch, safetensors"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_it(&python) {
+        return Ok(python);
+    }
+    eprintln!(
+        "installing {TORCH} and {SAFETENSORS} into {} for the PyTorch anchor: a one-time \
+         install of about 5 GB (PyPI's torch wheel brings CUDA libraries); --no-anchor skips it, \
+         AZR_TORCH_PYTHON names an interpreter that has torch",
+        venv.display()
+    );
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 -m venv")?;
+    anyhow::ensure!(
+        status.success(),
+        "python3 -m venv {} failed",
+        venv.display()
+    );
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--no-cache-dir", TORCH, SAFETENSORS])
+        .stdout(std::process::Stdio::from(std::io::stderr()))
+        .status()
+        .context("running pip install torch")?;
+    anyhow::ensure!(
+        status.success() && has_it(&python),
+        "installing {TORCH} into {} failed (see pip's output above)",
+        venv.display()
+    );
+    Ok(python)
+}
+
+/// What the anchor runs with: the interpreter, the model as a Hugging Face directory, and the
+/// check row with azr's log-probs (JSON).
+struct Anchor {
+    python: PathBuf,
+    hf_dir: PathBuf,
+    check: String,
+}
+
+/// Identifies the model file the Hugging Face copy was written from (path, size, mtime), so a
+/// replaced model is written again.
+fn source_key(path: &Path) -> Result<String> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(format!("{} {} {mtime}\n", canonical.display(), meta.len()))
+}
+
+/// The marker file in the Hugging Face copy naming its source.
+const SOURCE_FILE: &str = "azr-source.txt";
+
+/// Installs PyTorch when missing, writes the model as a Hugging Face directory when not yet
+/// there, and computes azr's log-probs on the check row.
+fn prepare_anchor(model: &Path) -> Result<Anchor> {
+    let python = torch_python()?;
+    let lm = load(model)?;
+    let name = model
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let hf_dir = cache_base()?
+        .join("azr")
+        .join("bench")
+        .join(format!("{name}-hf"));
+    let key = source_key(model)?;
+    let complete = ["config.json", "model.safetensors"]
+        .iter()
+        .all(|f| hf_dir.join(f).is_file())
+        && std::fs::read_to_string(hf_dir.join(SOURCE_FILE)).is_ok_and(|k| k == key);
+    if !complete {
+        if hf_dir.exists() {
+            std::fs::remove_dir_all(&hf_dir)
+                .with_context(|| format!("removing the stale {}", hf_dir.display()))?;
+        }
+        eprintln!(
+            "writing {} as a Hugging Face directory for the PyTorch anchor: {}",
+            model.display(),
+            hf_dir.display()
+        );
+        std::fs::create_dir_all(hf_dir.parent().context("no parent")?)?;
+        create_dir_atomically(&hf_dir, |tmp| {
+            write_hf_files(&lm.model, &lm.tokenizer, tmp)?;
+            std::fs::write(tmp.join(SOURCE_FILE), &key)?;
+            Ok(())
+        })?;
+    }
+    let vocab = lm.config().vocab_size as u32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.gen_range(0..vocab)).collect() };
+    let (prompt, response) = (ids(CHECK_PROMPT), ids(CHECK_RESPONSE));
+    let logprobs = response_logprobs(&lm.model, &[(prompt.clone(), response.clone())])?
+        .pop()
+        .context("no log-probs for the check row")?;
+    let check = serde_json::json!({
+        "prompt": prompt,
+        "response": response,
+        "logprobs": logprobs,
+    })
+    .to_string();
+    Ok(Anchor {
+        python,
+        hf_dir,
+        check,
+    })
+}
+
+/// Runs the anchor on one shape in a child process: its JSON result.
+fn measure_torch(anchor: &Anchor, shape: &str, steps: usize) -> Result<serde_json::Value> {
+    let (rows, tokens) = parse_shape(shape)?;
+    let mut cmd = Command::new(&anchor.python);
+    // OpenMP's default is to spin-wait between parallel regions: on a machine with other work
+    // on it that makes PyTorch many times slower (10x and more seen on 2 busy cores), which
+    // would measure the machine, not PyTorch. Passive waiting unless the caller chose.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    let out = cmd
+        .arg("-c")
+        .arg(TORCH_SCRIPT)
+        .arg("--model-dir")
+        .arg(&anchor.hf_dir)
+        .args(["--rows", &rows.to_string(), "--tokens", &tokens.to_string()])
+        .args(["--steps", &steps.to_string()])
+        .args([
+            "--threads",
+            &candle_core::utils::get_num_threads().to_string(),
+        ])
+        .args(["--check", &anchor.check])
+        .output()
+        .with_context(|| {
+            format!(
+                "running the PyTorch anchor with {}",
+                anchor.python.display()
+            )
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the PyTorch anchor failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .last()
+        .context("the PyTorch anchor printed nothing")?;
+    serde_json::from_str(line).context("reading the PyTorch anchor's result")
+}
+
 pub fn run(args: &TrainBenchArgs) -> Result<()> {
     if let Some(shape) = &args.child {
         return measure(args, shape);
@@ -105,10 +315,16 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         parse_shape(s)?;
     }
     // Fetch once up front, in this process, so children do not race on the download.
-    resolve_model(&args.model, &mut |m| eprintln!("{m}"))?;
+    let path = resolve_model(&args.model, &mut |m| eprintln!("{m}"))?;
+    let anchor = if args.no_anchor {
+        None
+    } else {
+        Some(prepare_anchor(&path).map_err(|e| format!("{e:#}")))
+    };
     let exe = std::env::current_exe().context("locating the azr binary")?;
     let mut rows = Vec::new();
     let mut profile = Vec::new();
+    let mut notes = Vec::new();
     for shape in &args.shapes {
         eprintln!("azr (candle, f32): {shape} ...");
         let mut cmd = Command::new(&exe);
@@ -134,13 +350,63 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let st = &v["stats"];
         let g = |k: &str| st[k].as_f64().unwrap_or(f64::NAN);
+        let torch = anchor.as_ref().map(|a| {
+            eprintln!("PyTorch (f32): {shape} ...");
+            a.as_ref()
+                .map_err(Clone::clone)
+                .and_then(|a| measure_torch(a, shape, args.steps).map_err(|e| format!("{e:#}")))
+        });
+        let ratio = match &torch {
+            Some(Ok(t)) => format!(
+                "{:.2}x",
+                f("tokens_per_s") / t["tokens_per_s"].as_f64().unwrap_or(f64::NAN)
+            ),
+            _ => "-".into(),
+        };
         rows.push(vec![
             "azr (candle, f32)".to_string(),
             shape.clone(),
             format!("{:.0}", f("tokens_per_s")),
             format!("{:.2}", f("secs")),
             format!("{:.0}", f("peak_rss_mib")),
+            ratio,
         ]);
+        match torch {
+            None => {}
+            Some(Ok(t)) => {
+                let tf = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+                let version = t["torch"].as_str().unwrap_or("?");
+                rows.push(vec![
+                    format!("PyTorch {version} (f32)"),
+                    shape.clone(),
+                    format!("{:.0}", tf("tokens_per_s")),
+                    format!("{:.2}", tf("secs")),
+                    format!("{:.0}", tf("peak_rss_mib")),
+                    "1.00x".into(),
+                ]);
+                notes.push(format!(
+                    "PyTorch {version} at {shape}: {} threads, OMP_WAIT_POLICY={}, AdamW {}; \
+                     log-probs vs azr on a {}-token row: max |diff| {:.1e} (limit 1e-3)",
+                    t["threads"],
+                    t["omp_wait_policy"].as_str().unwrap_or("unset"),
+                    t["optimizer"].as_str().unwrap_or("?"),
+                    t["check_tokens"],
+                    tf("check_max_abs_diff"),
+                ));
+            }
+            Some(Err(e)) => {
+                eprintln!("PyTorch anchor at {shape}: {e}");
+                rows.push(vec![
+                    "PyTorch (f32)".into(),
+                    shape.clone(),
+                    "failed".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                notes.push(format!("PyTorch anchor at {shape} failed: {e}"));
+            }
+        }
         profile.push(vec![
             shape.clone(),
             format!("{:.2}", g("forward_secs")),
@@ -158,11 +424,15 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
                 "rows x tokens",
                 "tokens/s",
                 "s/update",
-                "peak RSS MiB"
+                "peak RSS MiB",
+                "speed vs PyTorch"
             ],
             &rows
         )
     );
+    for note in &notes {
+        println!("{note}");
+    }
     println!();
     print!(
         "{}",
@@ -179,4 +449,36 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         )
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse() {
+        assert_eq!(parse_shape("8x256").unwrap(), (8, 256));
+        assert_eq!(parse_shape(" 2 x 16 ").unwrap(), (2, 16));
+        assert!(parse_shape("8").is_err());
+        assert!(parse_shape("0x16").is_err());
+        assert!(parse_shape("8x1").is_err());
+    }
+
+    /// The embedded anchor script is valid Python (it needs torch only to run).
+    #[test]
+    fn anchor_script_parses() {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import ast, sys; ast.parse(sys.argv[1])",
+                TORCH_SCRIPT,
+            ])
+            .output()
+            .expect("running python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
