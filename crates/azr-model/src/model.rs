@@ -95,6 +95,9 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64, fast: bool) -> Result<Tensor>
             eps as f32,
         )?);
     }
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return Ok(crate::train::ops::rms_norm(x, weight, eps)?);
+    }
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
     Ok(x.broadcast_div(&(ms + eps)?.sqrt()?)?
         .broadcast_mul(weight)?)
@@ -528,6 +531,12 @@ impl Model {
             let gate = block.gate_proj.forward_inference(&h)?.silu()?;
             let up = block.up_proj.forward_inference(&h)?;
             block.down_proj.forward_inference(&(gate * up)?)?
+        } else if self.device.is_cpu() {
+            let gate = block.gate_proj.forward(&h)?;
+            let up = block.up_proj.forward(&h)?;
+            block
+                .down_proj
+                .forward(&crate::train::ops::swiglu(&gate, &up)?)?
         } else {
             let gate = block.gate_proj.forward(&h)?.silu()?;
             let up = block.up_proj.forward(&h)?;
@@ -584,8 +593,19 @@ impl Model {
             ),
             _ => (q, k),
         };
-        let q = self.rope.apply(&q.transpose(1, 2)?, cos, sin, fast)?; // (B, H, T, Dh)
-        let k = self.rope.apply(&k.transpose(1, 2)?, cos, sin, fast)?; // (B, Hkv, T, Dh)
+        // The training path (CPU, no cache) uses fused ops with a hand-written backward.
+        let fused = !fast && cache.is_none() && self.device.is_cpu();
+        let (q, k) = if fused {
+            (
+                crate::train::ops::rope(&q, cos, sin)?,
+                crate::train::ops::rope(&k, cos, sin)?,
+            )
+        } else {
+            (
+                self.rope.apply(&q.transpose(1, 2)?, cos, sin, fast)?, // (B, H, T, Dh)
+                self.rope.apply(&k.transpose(1, 2)?, cos, sin, fast)?, // (B, Hkv, T, Dh)
+            )
+        };
         let v = v.transpose(1, 2)?;
         let (k, v) = match cache {
             Some(c) => c.append(layer, &k, &v)?,
@@ -608,6 +628,17 @@ impl Model {
         // kv head are stacked along the query axis, (B, Hkv, G*T, Dh), so one batched matmul
         // per kv head serves all of them.
         let q = q.contiguous()?.reshape((b, nkv, groups * t, dh))?;
+        if fused {
+            let scores = q.matmul(&k.t()?)?;
+            let probs =
+                crate::train::ops::masked_softmax(&scores, pad, 0, t, 1.0 / (dh as f64).sqrt())?;
+            let out = probs.matmul(&v)?; // (B, Hkv, G*T, Dh)
+            let out = out
+                .reshape((b, nh, t, dh))?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * dh))?;
+            return Ok(block.o_proj.forward(&out)?);
+        }
         let scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
         let scores = scores
             .reshape((b, nkv, groups, t, s))?

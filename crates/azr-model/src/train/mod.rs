@@ -18,6 +18,7 @@
 
 pub mod adamw;
 mod head;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -207,6 +208,7 @@ impl Trainer {
 
     /// The current weights as an untracked model, for generation (cheap: shares storage, and
     /// sees every later update).
+    #[allow(clippy::misnamed_getters)]
     pub fn model(&self) -> &Model {
         &self.inference
     }
@@ -568,6 +570,7 @@ impl Trainer {
     }
 }
 
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN must fail these checks too
 fn check_config(c: &TrainConfig) -> Result<()> {
     let o = &c.optimizer;
     if !(o.lr.is_finite() && o.lr >= 0.0) {
