@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use azr_model::model::left_pad;
-use azr_model::tiny::{tiny_config_json, write_tiny_model, TINY_VOCAB};
+use azr_model::tiny::{write_tiny_model, TINY_VOCAB};
 use azr_model::{
     generate, load, row_seeds, ChatMessage, FinishReason, Model, ModelConfig, SamplingParams,
 };
@@ -15,10 +15,6 @@ use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
 
 const VOCAB: usize = TINY_VOCAB;
-
-fn config_json(arch: &str, tie: bool) -> serde_json::Value {
-    tiny_config_json(arch, tie, 128)
-}
 
 fn write_model(dir: &Path, arch: &str, tie: bool, seed: u64) -> HashMap<String, Tensor> {
     write_tiny_model(dir, arch, tie, seed, 128).unwrap()

@@ -147,6 +147,42 @@ fn micro_batches_and_recompute_give_the_same_gradient() {
     );
 }
 
+/// A row with advantage 0 only counts in the token mean: the gradient is the one without it,
+/// scaled by (tokens without) / (tokens with), and its forward is skipped.
+#[test]
+fn zero_advantage_rows_only_count_in_the_token_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, w) = tiny(dir.path(), "llama", true);
+    let rows = rows(&cfg, &w);
+    let tc = TrainConfig::default();
+    let mut tr = trainer(&cfg, &w, tc);
+    let base = tr.backward(&rows).unwrap();
+    let g_base = tr.gradient("model.norm.weight").unwrap().to_vec();
+    let mut zero = rows[1].clone();
+    zero.advantage = 0.0;
+    let mut with = rows.clone();
+    with.push(zero.clone());
+    let s = tr.backward(&with).unwrap();
+    assert_eq!(s.zero_advantage_rows, 1);
+    assert_eq!(s.tokens, base.tokens + zero.response.len());
+    let scale = base.tokens as f32 / s.tokens as f32;
+    for (a, b) in tr
+        .gradient("model.norm.weight")
+        .unwrap()
+        .iter()
+        .zip(&g_base)
+    {
+        assert!(
+            (a - b * scale).abs() <= 1e-6 + 1e-4 * b.abs(),
+            "{a} vs {}",
+            b * scale
+        );
+    }
+    let only = tr.backward(&[zero]).unwrap();
+    assert_eq!((only.micro_batches, only.grad_norm), (0, 0.0));
+    assert!(only.entropy.is_nan());
+}
+
 #[test]
 fn a_fixed_batch_is_overfit() {
     let dir = tempfile::tempdir().unwrap();

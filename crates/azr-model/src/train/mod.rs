@@ -106,6 +106,9 @@ pub struct TrainStats {
     pub micro_batches: usize,
     /// Rows skipped because their response was empty.
     pub skipped_rows: usize,
+    /// Rows with advantage 0 (and no entropy bonus): counted in the token mean, not run.
+    #[serde(default)]
+    pub zero_advantage_rows: usize,
     pub lr: f64,
     pub forward_secs: f64,
     pub head_secs: f64,
@@ -318,13 +321,23 @@ impl Trainer {
                 entropy_coef: self.config.entropy_coef,
                 scale: 1.0 / total as f32,
             };
-            for mb in plan_micro_batches(&kept, self.config.micro_batch_tokens) {
-                let batch: Vec<&TrainRow> = mb.iter().map(|&i| kept[i]).collect();
+            // A row with advantage 0 adds nothing to the loss or the gradient unless there is
+            // an entropy bonus: it only counts in the token mean. Early self-play is full of
+            // them (a group whose responses all break the format), so skip their forward.
+            let active: Vec<&TrainRow> = kept
+                .iter()
+                .copied()
+                .filter(|r| r.advantage != 0.0 || self.config.entropy_coef != 0.0)
+                .collect();
+            stats.zero_advantage_rows = kept.len() - active.len();
+            for mb in plan_micro_batches(&active, self.config.micro_batch_tokens) {
+                let batch: Vec<&TrainRow> = mb.iter().map(|&i| active[i]).collect();
                 self.accumulate(&batch, &loss, &mut sums, &mut stats)?;
                 stats.micro_batches += 1;
             }
         }
-        let n = sums.tokens.max(1) as f64;
+        // Means over the tokens that went through the model (NaN, written as null, if none).
+        let n = sums.tokens as f64;
         stats.step = self.state.step;
         stats.loss = sums.loss;
         stats.grad_norm = self.grad_norm();
@@ -332,7 +345,7 @@ impl Trainer {
         stats.logprob = sums.logprob / n;
         stats.clip_fraction = sums.clipped as f64 / n;
         stats.approx_kl = sums.kl / n;
-        stats.tokens = sums.tokens;
+        stats.tokens = total;
         stats.lr = self.config.optimizer.lr;
         stats.secs = started.elapsed().as_secs_f64();
         Ok(stats)
@@ -349,13 +362,16 @@ impl Trainer {
 
     fn grad_norm(&self) -> f64 {
         use rayon::prelude::*;
+        // Fixed blocks summed in order: rayon's own `sum` splits work differently run to run,
+        // and the last bits of the norm move the clip factor, which would break exact resume.
         self.params
             .iter()
             .map(|p| {
                 p.grad
-                    .par_iter()
-                    .with_min_len(1 << 14)
-                    .map(|&g| (g as f64) * (g as f64))
+                    .par_chunks(1 << 14)
+                    .map(|c| c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>())
+                    .collect::<Vec<f64>>()
+                    .iter()
                     .sum::<f64>()
             })
             .sum::<f64>()

@@ -82,13 +82,16 @@ impl CustomOp2 for RmsNorm {
             with_f32(w, |w| {
                 with_f32(grad, |g| {
                     let mut dx = vec![0f32; x.len()];
-                    let dw = dx
-                        .par_chunks_mut(d)
-                        .zip(x.par_chunks(d).zip(g.par_chunks(d)))
-                        .with_min_len(MIN_ROWS)
-                        .fold(
-                            || vec![0f32; d],
-                            |mut acc, (dx, (x, g))| {
+                    // Partial sums of dw over fixed blocks of rows, added in block order: the
+                    // result does not depend on how rayon splits the work, so a resumed run
+                    // reproduces the uninterrupted one bit for bit.
+                    let block = MIN_ROWS * d;
+                    let partials: Vec<Vec<f32>> = dx
+                        .par_chunks_mut(block)
+                        .zip(x.par_chunks(block).zip(g.par_chunks(block)))
+                        .map(|(dx, (x, g))| {
+                            let mut acc = vec![0f32; d];
+                            for (dx, (x, g)) in dx.chunks_mut(d).zip(x.chunks(d).zip(g.chunks(d))) {
                                 let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
                                 let r = 1.0 / (ms + self.eps).sqrt();
                                 // dot = mean(g * w * x)
@@ -101,18 +104,16 @@ impl CustomOp2 for RmsNorm {
                                 for i in 0..d {
                                     dx[i] = r * (g[i] * w[i] - x[i] * c);
                                 }
-                                acc
-                            },
-                        )
-                        .reduce(
-                            || vec![0f32; d],
-                            |mut a, b| {
-                                for (a, b) in a.iter_mut().zip(&b) {
-                                    *a += b;
-                                }
-                                a
-                            },
-                        );
+                            }
+                            acc
+                        })
+                        .collect();
+                    let mut dw = vec![0f32; d];
+                    for p in &partials {
+                        for (a, b) in dw.iter_mut().zip(p) {
+                            *a += b;
+                        }
+                    }
                     Ok((dx, dw))
                 })
             })
