@@ -4,12 +4,14 @@
 //!    sampled without replacement; induction: one program each from the union of the deduction
 //!    and abduction buffers) and B solver prompts from the buffers, newest first (tasks added at
 //!    the previous step, `added_at >= step - 1`), then uniform.
-//! 2. One `Policy::generate` call for all 6B rollouts (solver prompts come from the buffers as
-//!    they were before this step, so they do not wait for validation).
-//! 3. One `Executor::run_batch` for the validation of every proposal and the scoring of every
-//!    solver response ([`crate::validate`], [`crate::score`]).
+//! 2. The 6B rollouts: one `Policy::generate` call for all of them, or (`split_rollouts`) one
+//!    for the 3B proposer prompts and then one for the 3B solver prompts. Solver prompts come
+//!    from the buffers as they were before this step, so they never wait for validation.
+//! 3. The validation of every proposal ([`crate::validate`]) runs on the executor in the
+//!    background: with `split_rollouts`, while the solver rollouts generate.
 //! 4. Learnability: for every valid proposal, its solver prompt n times in one more `generate`
-//!    call, scored in one more `run_batch`; solve rate `s` = correct / n.
+//!    call, scored in one more `run_batch`; solve rate `s` = correct / n. The scoring of the
+//!    solver rollouts ([`crate::score`]) runs on the executor meanwhile.
 //! 5. Rewards ([`crate::reward`]): solver 1 / -0.5 / -1; proposer -1 (format) / -1 (invalid) /
 //!    learnability of `s`.
 //! 6. TRR++ advantages ([`crate::trr`]) per task-role group over the 6B rollouts.
@@ -19,8 +21,14 @@
 //! learnability samples of each proposal only measure its solve rate: they are not in the batch,
 //! get no reward and do not enter the TRR++ statistics.
 //!
-//! Robustness: the step never loops — it makes at most two `generate` calls and two `run_batch`
-//! calls. Sampling from a non-empty buffer always returns as many tasks as asked (refill by
+//! Overlap: the executor is a pool of sandboxed processes, so its batches run while the model
+//! generates (a proposal that loops until its timeout costs no generation time). Splitting the
+//! rollouts buys the first overlap at the price of two smaller generation batches: worth it when
+//! 3B prompts alone fill the sampling batch (GPU sizes), not at the CPU preset's B = 2.
+//! [`StepOutput::executor`] says how long the executor worked and how long the step waited.
+//!
+//! Robustness: the step never loops — it makes at most three `generate` calls and three
+//! `run_batch` calls. Sampling from a non-empty buffer always returns as many tasks as asked (refill by
 //! resampling); when a buffer is empty (only possible for a store built or loaded without seeds)
 //! the identity seed task stands in and `seed_fallbacks` counts it. No valid proposal simply means
 //! no learnability call. On an error the buffers are unchanged (the RNG may have advanced).
@@ -41,6 +49,7 @@ use crate::validate::{Proposed, ValidateConfig, Validated, ValidationPlan};
 use azr_exec::{Executor, Job, JobResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 pub(crate) mod prompts;
 use prompts::{proposer_prompts, solver_tasks};
@@ -59,6 +68,10 @@ pub struct StepConfig {
     /// Fewest words of an induction message.
     pub min_message_words: usize,
     pub rewards: RewardConfig,
+    /// Generate the proposer rollouts, then the solver rollouts, validating the proposals
+    /// while the solvers generate (see the module documentation). Off by default.
+    #[serde(default)]
+    pub split_rollouts: bool,
 }
 
 impl Default for StepConfig {
@@ -70,6 +83,7 @@ impl Default for StepConfig {
             learnability_samples: 8,
             min_message_words: 2,
             rewards: RewardConfig::default(),
+            split_rollouts: false,
         }
     }
 }
@@ -139,6 +153,50 @@ pub struct StepOutput {
     /// The valid proposals, in proposal order, with their solve counts.
     pub tasks: Vec<EstimatedTask>,
     pub metrics: StepMetrics,
+    /// Wall-clock time of the executor's batches (not deterministic: compare runs without it).
+    #[serde(default)]
+    pub executor: ExecutorTime,
+}
+
+/// How long the executor worked in a step, and how much of that the step spent waiting for it
+/// (the rest ran while the model generated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorTime {
+    /// Sum of the wall-clock times of the step's executor batches.
+    pub busy_secs: f64,
+    /// Time the step blocked on the executor.
+    pub wait_secs: f64,
+}
+
+impl ExecutorTime {
+    /// Runs a batch where the step waits for it.
+    fn run(&mut self, exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
+        let t = Instant::now();
+        let results = run_jobs(exec, jobs);
+        let secs = t.elapsed().as_secs_f64();
+        self.busy_secs += secs;
+        self.wait_secs += secs;
+        results
+    }
+
+    /// Waits for a batch that ran in the background ([`timed_jobs`]).
+    fn join(
+        &mut self,
+        handle: std::thread::ScopedJoinHandle<'_, (Vec<JobResult>, f64)>,
+    ) -> Vec<JobResult> {
+        let t = Instant::now();
+        let (results, busy) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        self.wait_secs += t.elapsed().as_secs_f64();
+        self.busy_secs += busy;
+        results
+    }
+}
+
+/// A batch and its wall-clock time, for a background thread.
+fn timed_jobs(exec: &Executor, jobs: &[Job]) -> (Vec<JobResult>, f64) {
+    let t = Instant::now();
+    let results = run_jobs(exec, jobs);
+    (results, t.elapsed().as_secs_f64())
 }
 
 /// One `Policy::generate` call (none for no requests), checked to answer every request.
@@ -197,6 +255,7 @@ fn estimate(
     verdicts: &[Validated],
     rendering: Rendering<'_>,
     cfg: &StepConfig,
+    time: &mut ExecutorTime,
 ) -> Result<Estimates, StepError> {
     let n = cfg.learnability_samples;
     let valid: Vec<&ValidTask> = verdicts.iter().filter_map(|v| v.as_ref().ok()).collect();
@@ -220,7 +279,7 @@ fn estimate(
             .zip(responses.iter().map(|r| r.text.as_str())),
         &cfg.parse_config(),
     );
-    let outcomes = plan.finish(&run_jobs(exec, plan.jobs()));
+    let outcomes = plan.finish(&time.run(exec, plan.jobs()));
     let mut chunks = outcomes.chunks(n);
     let per_proposal = verdicts
         .iter()
@@ -292,7 +351,7 @@ pub fn run_step(
     cfg.check()?;
     let mut fallbacks = 0;
 
-    // 1-2. Prompts and the rollouts of both roles, in one generation call.
+    // 1. Prompts: the 3B proposer prompts, then the 3B solver prompts.
     let proposers = proposer_prompts(store, cfg, rendering, &mut fallbacks)?;
     let solver_tasks = solver_tasks(store, cfg, step, &mut fallbacks)?;
     let mut requests: Vec<GenRequest> = proposers
@@ -315,32 +374,55 @@ pub fn run_step(
             Purpose::Rollout,
         ));
     }
-    let responses = generate(policy, &requests, Purpose::Rollout)?;
-    let (prop_resp, solve_resp) = responses.split_at(proposers.len());
+    let (prop_req, solve_req) = requests.split_at(proposers.len());
 
-    // 3. Validation of the proposals and scoring of the solver answers: one executor batch.
+    // 2. The rollouts: proposers first (alone when split), so their validation can start.
+    let (prop_resp, early_solve) = if cfg.split_rollouts {
+        (generate(policy, prop_req, Purpose::Rollout)?, None)
+    } else {
+        let mut all = generate(policy, &requests, Purpose::Rollout)?;
+        let solve = all.split_off(proposers.len());
+        (all, Some(solve))
+    };
     let proposed: Vec<Proposed<'_>> = proposers
         .iter()
-        .zip(prop_resp)
+        .zip(&prop_resp)
         .map(|(p, r)| p.proposed(&r.text))
         .collect();
     let vplan = ValidationPlan::new(&proposed, &cfg.validate_config());
-    let splan = ScorePlan::new(
-        solver_tasks
-            .iter()
-            .zip(solve_resp)
-            .map(|(t, r)| (t, r.text.as_str())),
-        &cfg.parse_config(),
-    );
-    let mut jobs = vplan.jobs().to_vec();
-    jobs.extend_from_slice(splan.jobs());
-    let results = run_jobs(exec, &jobs);
-    let (vres, sres) = results.split_at(vplan.jobs().len().min(results.len()));
-    let verdicts: Vec<Validated> = vplan.finish(vres, store);
-    let solver_outcomes = splan.finish(sres);
+    let validation_jobs = vplan.jobs().len();
+    let mut time = ExecutorTime::default();
 
-    // 4. Learnability of every valid proposal (n samples each, not trained on).
-    let est = estimate(policy, exec, &verdicts, rendering, cfg)?;
+    let (solve_resp, verdicts, solver_outcomes, est, score_jobs) = std::thread::scope(|scope| {
+        // 3. Validation in the background; with split rollouts, the solvers generate meanwhile.
+        // (The thread owns a copy of the jobs: `finish` consumes the plan while it runs.)
+        let vjobs = vplan.jobs().to_vec();
+        let validation = scope.spawn(move || timed_jobs(exec, &vjobs));
+        let solve_resp = match early_solve {
+            Some(r) => r,
+            None => generate(policy, solve_req, Purpose::Rollout)?,
+        };
+        let vres = time.join(validation);
+        let verdicts: Vec<Validated> = vplan.finish(&vres, store);
+
+        // 4. Learnability of every valid proposal (n samples each, not trained on), while the
+        //    solver rollouts are scored.
+        let splan = ScorePlan::new(
+            solver_tasks
+                .iter()
+                .zip(&solve_resp)
+                .map(|(t, r)| (t, r.text.as_str())),
+            &cfg.parse_config(),
+        );
+        let sjobs = splan.jobs().to_vec();
+        let score_jobs = sjobs.len();
+        let scoring = scope.spawn(move || timed_jobs(exec, &sjobs));
+        let est = estimate(policy, exec, &verdicts, rendering, cfg, &mut time);
+        let sres = time.join(scoring);
+        let solver_outcomes = splan.finish(&sres);
+        Ok::<_, StepError>((solve_resp, verdicts, solver_outcomes, est?, score_jobs))
+    })?;
+    let responses: Vec<Response> = prop_resp.into_iter().chain(solve_resp).collect();
 
     // 5. Rewards: proposers, then solvers (the order of `requests`).
     let mut samples = Vec::with_capacity(requests.len());
@@ -424,12 +506,13 @@ pub fn run_step(
             .collect(),
         seed_fallbacks: fallbacks,
         extreme_reward: cfg.rewards.extreme,
-        executor_jobs: jobs.len() + est.jobs,
+        executor_jobs: validation_jobs + score_jobs + est.jobs,
         generated: responses.len() + est.generated,
     };
     Ok(StepOutput {
         samples,
         tasks,
         metrics,
+        executor: time,
     })
 }

@@ -71,6 +71,10 @@ pub struct StepSection {
     pub learnability_samples: usize,
     pub min_message_words: usize,
     pub rewards: RewardConfig,
+    /// Generate proposer rollouts, then solver rollouts, validating the proposals meanwhile:
+    /// worth it when 3 x batch fills sampling.batch (GPU sizes); costs batch size otherwise.
+    #[serde(default)]
+    pub split_rollouts: bool,
 }
 
 impl StepSection {
@@ -82,6 +86,7 @@ impl StepSection {
             learnability_samples: self.learnability_samples,
             min_message_words: self.min_message_words,
             rewards: self.rewards,
+            split_rollouts: self.split_rollouts,
         }
     }
 }

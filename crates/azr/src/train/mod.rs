@@ -461,6 +461,7 @@ fn metrics_line(
     eval: serde_json::Value,
 ) -> serde_json::Value {
     let m = &out.metrics;
+    let exec = out.executor;
     let mut groups = serde_json::to_value(&m.groups).unwrap_or_default();
     if let Some(o) = groups.as_object_mut() {
         for g in o.values_mut() {
@@ -490,11 +491,14 @@ fn metrics_line(
             "padded_tokens": train.padded_tokens,
             "micro_batches": train.micro_batches,
         },
+        // execution_s: time the step waited for the executor; execution_overlapped_s: executor
+        // time hidden behind generation; other_s: prompts, parsing, samples, eval, metrics.
         "timing": {
             "generation_s": gen_secs,
-            "execution_s": (step_secs - gen_secs).max(0.0),
+            "execution_s": exec.wait_secs,
+            "execution_overlapped_s": (exec.busy_secs - exec.wait_secs).max(0.0),
             "training_s": train.secs,
-            "other_s": other_secs,
+            "other_s": (step_secs - gen_secs - exec.wait_secs).max(0.0) + other_secs,
             "total_s": step_secs + train.secs + other_secs,
         },
         "eval": eval,
@@ -515,18 +519,26 @@ fn log_step(line: &serde_json::Value) {
         .as_object()
         .map(|o| o.values().filter_map(|p| p["valid"].as_u64()).sum())
         .unwrap_or(0);
+    // Every advantage 0 (a group that all failed, or all succeeded, teaches nothing): no row
+    // went through the model, so there is no entropy to report (AdamW still steps, as it
+    // would on the zero gradient of those rows).
+    let update = match line.pointer("/train/entropy").and_then(|v| v.as_f64()) {
+        Some(entropy) => format!(
+            "loss {:.4}, grad norm {:.3}, entropy {entropy:.3}",
+            f("/train/loss"),
+            f("/train/grad_norm")
+        ),
+        None => "zero gradient (every advantage is 0)".to_string(),
+    };
     tracing::info!(
-        "step {}: {:.0} s (generation {:.0}, execution {:.0}, training {:.0}, other {:.0}); \
-         valid proposals {valid}; loss {:.4}, grad norm {:.3}, entropy {:.3}",
+        "step {}: {:.0} s (generation {:.0}, execution {:.1}, training {:.0}, other {:.1}); \
+         valid proposals {valid}; {update}",
         line["step"],
         f("/timing/total_s"),
         f("/timing/generation_s"),
         f("/timing/execution_s"),
         f("/timing/training_s"),
         f("/timing/other_s"),
-        f("/train/loss"),
-        f("/train/grad_norm"),
-        f("/train/entropy"),
     );
 }
 
