@@ -185,7 +185,9 @@ impl ExecutorTime {
         handle: std::thread::ScopedJoinHandle<'_, (Vec<JobResult>, f64)>,
     ) -> Vec<JobResult> {
         let t = Instant::now();
-        let (results, busy) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let (results, busy) = handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         self.wait_secs += t.elapsed().as_secs_f64();
         self.busy_secs += busy;
         results

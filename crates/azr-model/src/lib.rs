@@ -19,6 +19,7 @@ pub mod config;
 mod decode_attention;
 pub mod fetch;
 pub mod generate;
+pub mod lora;
 pub mod model;
 pub mod tiny;
 pub mod tokenizer;
@@ -41,6 +42,7 @@ pub use generate::{
     generate, generate_with_stats, row_seeds, FinishReason, GenerateStats, Generation,
     SamplingParams,
 };
+pub use lora::{LoraConfig, LoraTargets};
 pub use model::{ForwardCtx, KvCache, Model, Padding};
 pub use tokenizer::{ChatMessage, Tokenizer};
 pub use train::{TrainConfig, TrainRow, TrainStats, Trainer};

@@ -21,6 +21,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 
 use crate::config::ModelConfig;
 use crate::decode_attention::DecodeAttention;
+use crate::lora::LoraAdapter;
 use crate::weights::Weights;
 
 /// The additive mask value for excluded keys.
@@ -40,6 +41,8 @@ pub struct Linear {
     /// A quantized copy of `weight` for the inference path only (see
     /// [`Model::quantize_for_inference`]); never used by the differentiable forward.
     pub quantized: Option<QMatMul>,
+    /// A LoRA update added to the output (see [`crate::lora`]).
+    pub lora: Option<LoraAdapter>,
 }
 
 impl Linear {
@@ -48,6 +51,7 @@ impl Linear {
             weight,
             bias,
             quantized: None,
+            lora: None,
         }
     }
 
@@ -60,8 +64,15 @@ impl Linear {
             _ => return Ok(self.forward(x)?),
         };
         let y = q.forward(x)?;
-        Ok(match &self.bias {
+        let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        Ok(match &self.lora {
+            Some(l) => {
+                let in_dim = x.dim(D::Minus1)?;
+                (&y + l.delta(&x.reshape((rows, in_dim))?)?.reshape(y.shape())?)?
+            }
             None => y,
         })
     }
@@ -73,9 +84,14 @@ impl Module for Linear {
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().unwrap_or(&0);
         let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let x2 = x.reshape((rows, in_dim))?;
+        let y = x2.matmul(&self.weight.t()?)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let y = match &self.lora {
+            Some(l) => (y + l.delta(&x2)?)?,
             None => y,
         };
         let mut out_dims = dims;
@@ -246,6 +262,34 @@ struct Block {
     down_proj: Linear,
 }
 
+impl Block {
+    /// The linear layers by their Hugging Face names within a block, in checkpoint order.
+    fn linears(&self) -> [(&'static str, &Linear); 7] {
+        [
+            ("self_attn.q_proj", &self.q_proj),
+            ("self_attn.k_proj", &self.k_proj),
+            ("self_attn.v_proj", &self.v_proj),
+            ("self_attn.o_proj", &self.o_proj),
+            ("mlp.gate_proj", &self.gate_proj),
+            ("mlp.up_proj", &self.up_proj),
+            ("mlp.down_proj", &self.down_proj),
+        ]
+    }
+
+    fn linear_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        Some(match name {
+            "self_attn.q_proj" => &mut self.q_proj,
+            "self_attn.k_proj" => &mut self.k_proj,
+            "self_attn.v_proj" => &mut self.v_proj,
+            "self_attn.o_proj" => &mut self.o_proj,
+            "mlp.gate_proj" => &mut self.gate_proj,
+            "mlp.up_proj" => &mut self.up_proj,
+            "mlp.down_proj" => &mut self.down_proj,
+            _ => return None,
+        })
+    }
+}
+
 /// The decoder. Holds its weights as plain tensors; a trainer can build one from `Var`s
 /// (`Var` derefs to `Tensor` and shares its storage) with [`Model::from_weights`].
 #[derive(Clone, Debug)]
@@ -376,15 +420,7 @@ impl Model {
             let p = format!("model.layers.{l}");
             let mut push = |n: &str, t: &Tensor| out.push((format!("{p}.{n}"), t.clone()));
             push("input_layernorm.weight", &b.input_norm);
-            for (n, lin) in [
-                ("self_attn.q_proj", &b.q_proj),
-                ("self_attn.k_proj", &b.k_proj),
-                ("self_attn.v_proj", &b.v_proj),
-                ("self_attn.o_proj", &b.o_proj),
-                ("mlp.gate_proj", &b.gate_proj),
-                ("mlp.up_proj", &b.up_proj),
-                ("mlp.down_proj", &b.down_proj),
-            ] {
+            for (n, lin) in b.linears() {
                 push(&format!("{n}.weight"), &lin.weight);
                 if let Some(bias) = &lin.bias {
                     push(&format!("{n}.bias"), bias);
@@ -403,6 +439,61 @@ impl Model {
             out.push(("lm_head.weight".to_string(), self.lm_head.weight.clone()));
         }
         out
+    }
+
+    /// The linear layers of every block: Hugging Face name (`model.layers.0.self_attn.q_proj`)
+    /// and the layer itself, in `named_weights` order.
+    pub fn linears(&self) -> Vec<(String, &Linear)> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(l, b)| {
+                b.linears()
+                    .map(|(n, lin)| (format!("model.layers.{l}.{n}"), lin))
+            })
+            .collect()
+    }
+
+    /// The linear layer with this Hugging Face name.
+    fn linear_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        let rest = name.strip_prefix("model.layers.")?;
+        let (l, n) = rest.split_once('.')?;
+        self.blocks.get_mut(l.parse::<usize>().ok()?)?.linear_mut(n)
+    }
+
+    /// Attaches a LoRA update to the linear layer `name` (see [`Self::linears`]).
+    pub fn set_lora(&mut self, name: &str, adapter: LoraAdapter) -> Result<()> {
+        let Some(lin) = self.linear_mut(name) else {
+            bail!("no linear layer {name}");
+        };
+        let (out, inp) = lin.weight.dims2()?;
+        let (ar, ain) = adapter.a.dims2()?;
+        let (bout, br) = adapter.b.dims2()?;
+        if ain != inp || bout != out || ar != br {
+            bail!(
+                "LoRA for {name}: A {:?} and B {:?} do not fit a ({out}, {inp}) weight",
+                adapter.a.dims(),
+                adapter.b.dims()
+            );
+        }
+        lin.lora = Some(adapter);
+        lin.quantized = None;
+        Ok(())
+    }
+
+    /// A copy with every LoRA update folded into its weight (`W + scale B A`) and none left:
+    /// what generation runs and what a checkpoint exports. Layers without one share storage.
+    pub fn merged(&self) -> Result<Model> {
+        let mut m = self.clone();
+        for (name, _) in self.linears() {
+            let lin = m
+                .linear_mut(&name)
+                .context("a listed linear layer is missing")?;
+            if let Some(l) = lin.lora.take() {
+                lin.weight = l.merge(&lin.weight)?;
+            }
+        }
+        Ok(m)
     }
 
     /// Positions `(B, T)` (u32) for a left-padded chunk of `t` tokens starting at slot `past`.

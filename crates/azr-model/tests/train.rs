@@ -6,7 +6,7 @@ use std::path::Path;
 
 use azr_model::tiny::write_tiny_model;
 use azr_model::train::{response_logprobs, AdamWConfig};
-use azr_model::{load, Model, ModelConfig, TrainConfig, TrainRow, Trainer};
+use azr_model::{load, LoraConfig, Model, ModelConfig, TrainConfig, TrainRow, Trainer};
 use candle_core::{Device, Tensor};
 
 fn tiny(dir: &Path, arch: &str, tie: bool) -> (ModelConfig, HashMap<String, Tensor>) {
@@ -55,6 +55,28 @@ fn fd_config() -> TrainConfig {
     }
 }
 
+/// The coordinate with the largest gradient: well above the f32 noise of a finite difference.
+fn largest(grad: &[f32]) -> (usize, f32) {
+    let (i, g) = grad
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap();
+    (i, *g)
+}
+
+/// Central difference with step 1e-2 against the analytic gradient `g`.
+fn assert_matches_fd(what: &str, g: f32, loss_at: impl Fn(f32) -> f64) {
+    assert!(g.abs() > 0.0, "zero gradient for {what}");
+    let eps = 1e-2f32;
+    let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
+    let err = (fd - g as f64).abs();
+    assert!(
+        err <= 0.03 * (g as f64).abs() + 2e-4,
+        "{what}: analytic {g}, finite difference {fd}"
+    );
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     for (arch, tie) in [("llama", true), ("qwen2", false), ("qwen3", false)] {
@@ -67,14 +89,7 @@ fn gradients_match_finite_differences() {
         names.sort();
         let mut checked = 0;
         for name in names {
-            let grad = tr.gradient(name).unwrap().to_vec();
-            // The coordinate with the largest gradient: well above the f32 noise of the FD.
-            let (idx, &g) = grad
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-                .unwrap();
-            assert!(g.abs() > 0.0, "{arch}: zero gradient for {name}");
+            let (idx, g) = largest(tr.gradient(name).unwrap());
             let loss_at = |delta: f32| {
                 let mut w2 = w.clone();
                 let t = &w[name];
@@ -87,13 +102,7 @@ fn gradients_match_finite_differences() {
                 let mut t2 = trainer(&cfg, &w2, fd_config());
                 t2.backward(&rows).unwrap().loss
             };
-            let eps = 1e-2f32;
-            let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps as f64);
-            let err = (fd - g as f64).abs();
-            assert!(
-                err <= 0.03 * (g as f64).abs() + 2e-4,
-                "{arch}: {name}[{idx}]: analytic {g}, finite difference {fd}"
-            );
+            assert_matches_fd(&format!("{arch}: {name}[{idx}]"), g, loss_at);
             checked += 1;
         }
         assert_eq!(checked, w.len());
@@ -318,4 +327,184 @@ fn atomic_directories_leave_nothing_behind_on_failure() {
     .unwrap_err();
     assert!(err.to_string().contains("disk full"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+// ---- LoRA ------------------------------------------------------------------------------------
+
+fn lora_config(rank: usize, lr: f64) -> TrainConfig {
+    TrainConfig {
+        lora: LoraConfig {
+            rank,
+            alpha: 8.0,
+            ..LoraConfig::default()
+        },
+        optimizer: AdamWConfig {
+            lr,
+            ..AdamWConfig::default()
+        },
+        ..fd_config()
+    }
+}
+
+fn pairs(rows: &[TrainRow]) -> Vec<(Vec<u32>, Vec<u32>)> {
+    rows.iter()
+        .map(|r| (r.prompt.clone(), r.response.clone()))
+        .collect()
+}
+
+/// B starts at zero, so a LoRA trainer is the base model: the same log-probs, the same loss; only
+/// B gets a gradient at first (dL/dA is B^T times something); rank 0 is full fine-tuning.
+#[test]
+fn lora_with_zero_b_equals_the_base() {
+    for (arch, tie) in [("llama", true), ("qwen2", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, w) = tiny(dir.path(), arch, tie);
+        let rows = rows(&cfg, &w);
+        let mut full = trainer(&cfg, &w, fd_config());
+        let mut lora = trainer(&cfg, &w, lora_config(4, 1e-3));
+        assert_eq!(
+            lora.logprobs(&pairs(&rows)).unwrap(),
+            full.logprobs(&pairs(&rows)).unwrap()
+        );
+        let (sf, sl) = (full.backward(&rows).unwrap(), lora.backward(&rows).unwrap());
+        assert!(
+            (sf.loss - sl.loss).abs() <= 1e-7 * sf.loss.abs(),
+            "{sf:?} vs {sl:?}"
+        );
+        assert_eq!(sf.tokens, sl.tokens);
+
+        let m = Model::from_weights(&cfg, &w, &Device::Cpu).unwrap();
+        let linears = m.linears();
+        let want: usize = linears
+            .iter()
+            .map(|(_, l)| {
+                let (out, inp) = l.weight.dims2().unwrap();
+                4 * (out + inp)
+            })
+            .sum();
+        assert_eq!(lora.num_params(), want, "{arch}");
+        assert_eq!(
+            trainer(&cfg, &w, lora_config(0, 1e-3)).num_params(),
+            full.num_params()
+        );
+        for (name, _) in &linears {
+            let ga = lora.gradient(&format!("{name}.lora_A.weight")).unwrap();
+            let gb = lora.gradient(&format!("{name}.lora_B.weight")).unwrap();
+            assert!(ga.iter().all(|&g| g == 0.0), "{arch} {name}: dA at B = 0");
+            assert!(
+                gb.iter().any(|&g| g != 0.0),
+                "{arch} {name}: no gradient for B"
+            );
+        }
+        assert!(lora.gradient("model.norm.weight").is_none());
+    }
+}
+
+/// After a step (B no longer zero), the adapters' gradients match finite differences; each
+/// perturbed adapter goes through a checkpoint's adapter file and `load_adapter`.
+#[test]
+fn lora_gradients_match_finite_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, w) = tiny(dir.path(), "qwen2", false);
+    let rows = rows(&cfg, &w);
+    let lm = load(dir.path()).unwrap();
+    let mut tr = trainer(&cfg, &w, lora_config(2, 3e-2));
+    tr.step(&rows).unwrap();
+    tr.step(&rows).unwrap();
+    let ckpt = dir.path().join("ckpt");
+    tr.save(&lm.tokenizer, &ckpt).unwrap();
+    let adapter = ckpt.join(azr_model::train::ADAPTER_FILE);
+    let tensors = candle_core::safetensors::load(&adapter, &Device::Cpu).unwrap();
+    tr.backward(&rows).unwrap();
+    let mut names: Vec<&String> = tensors
+        .keys()
+        .filter(|n| n.contains("layers.0.") || n.contains("layers.1.mlp.down"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 16);
+    for (k, name) in names.into_iter().enumerate() {
+        let (idx, g) = largest(tr.gradient(name).unwrap());
+        let loss_at = |delta: f32| {
+            let mut t2 = tensors.clone();
+            let t = &tensors[name];
+            let mut v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v[idx] += delta;
+            t2.insert(
+                name.clone(),
+                Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap(),
+            );
+            let d = dir.path().join(format!("fd-{k}-{delta}"));
+            std::fs::create_dir(&d).unwrap();
+            candle_core::safetensors::save(&t2, d.join(azr_model::train::ADAPTER_FILE)).unwrap();
+            let mut t = trainer(&cfg, &w, lora_config(2, 3e-2));
+            t.load_adapter(&d).unwrap();
+            t.backward(&rows).unwrap().loss
+        };
+        assert_matches_fd(&format!("{name}[{idx}]"), g, loss_at);
+    }
+}
+
+/// LoRA overfits a fixed batch; its checkpoint's Hugging Face files are the merged model, and a
+/// trainer rebuilt on the base with the checkpoint's adapters and optimizer takes the same step.
+#[test]
+fn lora_trains_merges_on_export_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, w) = tiny(dir.path(), "llama", true);
+    let lm = load(dir.path()).unwrap();
+    let mut rows = rows(&cfg, &w);
+    for r in &mut rows {
+        r.old_logprobs.clear();
+        r.advantage = 1.0;
+    }
+    let nll = |tr: &Trainer| {
+        let lps = tr.logprobs(&pairs(&rows)).unwrap();
+        let n: usize = lps.iter().map(Vec::len).sum();
+        -lps.iter().flatten().map(|&x| x as f64).sum::<f64>() / n as f64
+    };
+    let tc = TrainConfig {
+        entropy_coef: 0.0,
+        ..lora_config(8, 2e-2)
+    };
+    let mut tr = trainer(&cfg, &w, tc);
+    let start = nll(&tr);
+    for _ in 0..40 {
+        tr.step(&rows).unwrap();
+    }
+    let end = nll(&tr);
+    assert!(end < 0.5 * start, "NLL {start} -> {end}");
+    // The trained forward (base + adapters) and generation's merged weights agree.
+    let stats = tr.backward(&rows).unwrap();
+    assert!(
+        (stats.logprob + end).abs() < 1e-4,
+        "{} vs {}",
+        stats.logprob,
+        -end
+    );
+
+    let ckpt = dir.path().join("ckpt");
+    tr.save(&lm.tokenizer, &ckpt).unwrap();
+    let merged = load(&ckpt).unwrap();
+    assert_eq!(
+        response_logprobs(&merged.model, &pairs(&rows)).unwrap(),
+        tr.logprobs(&pairs(&rows)).unwrap()
+    );
+
+    let mut resumed = trainer(&cfg, &w, tc);
+    resumed.load_adapter(&ckpt).unwrap();
+    resumed.load_optimizer(&ckpt).unwrap();
+    assert_eq!(resumed.steps(), 40);
+    tr.step(&rows).unwrap();
+    resumed.step(&rows).unwrap();
+    assert_eq!(
+        resumed.logprobs(&pairs(&rows)).unwrap(),
+        tr.logprobs(&pairs(&rows)).unwrap()
+    );
+    // A different rank cannot take these adapters.
+    let mut other = trainer(&cfg, &w, lora_config(4, 2e-2));
+    let err = other.load_adapter(&ckpt).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
+    // And a full trainer has no adapters to load.
+    assert!(trainer(&cfg, &w, TrainConfig::default())
+        .load_adapter(&ckpt)
+        .is_err());
 }

@@ -54,20 +54,20 @@ struct TokenStat {
 }
 
 /// Runs the head over `h: (N, H)` (detached final hidden states of the response tokens) with
-/// `w: (V, H)`; returns `dL/dh: (N, H)`, adds `dL/dW` into `grad_w` (`V * H`, row-major) and
-/// the token statistics into `sums`.
+/// `w: (V, H)`; returns `dL/dh: (N, H)`, adds `dL/dW` into `grad_w` (`V * H`, row-major; `None`:
+/// a frozen head, not computed) and the token statistics into `sums`.
 pub(crate) fn head_backward(
     h: &Tensor,
     w: &Tensor,
     toks: &HeadTokens<'_>,
     loss: &TokenLoss,
     chunk: usize,
-    grad_w: &mut [f32],
+    mut grad_w: Option<&mut [f32]>,
     sums: &mut HeadSums,
 ) -> Result<Tensor> {
     let (n, hidden) = h.dims2()?;
     let (vocab, w_hidden) = w.dims2()?;
-    if hidden != w_hidden || grad_w.len() != vocab * hidden {
+    if hidden != w_hidden || grad_w.as_ref().is_some_and(|g| g.len() != vocab * hidden) {
         bail!("head shapes disagree: h {n}x{hidden}, w {vocab}x{w_hidden}");
     }
     if toks.targets.len() != n || toks.old_logprobs.len() != n || toks.advantages.len() != n {
@@ -104,8 +104,10 @@ pub(crate) fn head_backward(
         }
         let dlogits = Tensor::from_vec(buf, (c, vocab), h.device())?;
         grad_h.push(dlogits.matmul(w)?);
-        let gw = dlogits.t()?.matmul(&h_c)?;
-        add_into(grad_w, &gw)?;
+        if let Some(grad_w) = grad_w.as_deref_mut() {
+            let gw = dlogits.t()?.matmul(&h_c)?;
+            add_into(grad_w, &gw)?;
+        }
     }
     Ok(Tensor::cat(&grad_h, 0)?)
 }

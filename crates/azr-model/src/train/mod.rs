@@ -15,6 +15,11 @@
 //!    also yields `dL/dx` for the layer below. Embedding rows get their gradient by a scatter-add.
 //! 5. Gradients are clipped to `max_grad_norm` (global L2 norm) and AdamW updates every weight in
 //!    place ([`adamw`]).
+//!
+//! With LoRA (`lora.rank > 0`, [`crate::lora`]) the base weights are plain tensors, so candle
+//! computes no gradient for them (the backward also skips their weight products); only the
+//! adapters are parameters, and embedding, norms and LM head are frozen. Generation runs a
+//! merged copy of the weights, refreshed after every update.
 
 pub mod adamw;
 mod head;
@@ -31,6 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use adamw::{AdamWConfig, AdamWState};
 use head::{add_into, head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
 
+use crate::lora::{LoraAdapter, LoraConfig};
 use crate::model::{left_pad, Model};
 use crate::tokenizer::Tokenizer;
 
@@ -54,6 +60,8 @@ pub struct TrainConfig {
     /// Response tokens per chunk of the LM head (full-vocabulary logits exist for this many
     /// tokens at a time).
     pub head_chunk: usize,
+    /// Train low-rank adapters on a frozen base instead of every weight (rank 0: off).
+    pub lora: LoraConfig,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +75,7 @@ impl Default for TrainConfig {
             micro_batch_tokens: 2048,
             recompute: true,
             head_chunk: 256,
+            lora: LoraConfig::default(),
         }
     }
 }
@@ -132,61 +141,44 @@ pub struct Trainer {
     params: Vec<Param>,
     /// For each layer, the indices of its parameters.
     layer_params: Vec<Vec<usize>>,
-    embed: usize,
-    head: usize,
-    norm: usize,
+    /// The embedding, LM head and final norm parameters (`None`: frozen, under LoRA).
+    embed: Option<usize>,
+    head: Option<usize>,
+    norm: Option<usize>,
     state: AdamWState,
     pub config: TrainConfig,
 }
 
 impl Trainer {
-    /// Takes over `model`'s weights (copied into `Var`s; the model is dropped).
+    /// Takes over `model`'s weights: every weight becomes a `Var`, or with LoRA the weights
+    /// stay frozen and each target linear layer gets a fresh adapter.
     pub fn new(model: Model, config: TrainConfig) -> Result<Self> {
         if !model.device().is_cpu() {
             bail!("training runs on the CPU only for now");
         }
         check_config(&config)?;
-        let cfg = model.config().clone();
-        let device = model.device().clone();
-        let mut params = Vec::new();
-        for (name, t) in model.named_weights() {
-            let var = Var::from_tensor(&t.contiguous()?)?;
-            let n = var.elem_count();
-            params.push(Param {
-                name,
-                var,
-                grad: vec![0.0; n],
-            });
-        }
-        drop(model);
-        let tracked: HashMap<String, Tensor> = params
-            .iter()
-            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
-            .collect();
-        let untracked: HashMap<String, Tensor> = params
-            .iter()
-            .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
-            .collect();
-        let model = Model::from_weights(&cfg, &tracked, &device)?;
-        let inference = Model::from_weights(&cfg, &untracked, &device)?;
+        let (model, inference, params) = if config.lora.enabled() {
+            lora_params(model, &config.lora)?
+        } else {
+            full_params(model)?
+        };
         let index: HashMap<&str, usize> = params
             .iter()
             .enumerate()
             .map(|(i, p)| (p.name.as_str(), i))
             .collect();
-        let find = |n: &str| {
-            index
-                .get(n)
-                .copied()
-                .with_context(|| format!("no weight {n}"))
-        };
-        let embed = find("model.embed_tokens.weight")?;
+        let find = |n: &str| index.get(n).copied();
+        let cfg = model.config();
+        let embed = find("model.embed_tokens.weight");
         let head = if cfg.tie_embeddings {
             embed
         } else {
-            find("lm_head.weight")?
+            find("lm_head.weight")
         };
-        let norm = find("model.norm.weight")?;
+        let norm = find("model.norm.weight");
+        if !config.lora.enabled() && (embed.is_none() || head.is_none() || norm.is_none()) {
+            bail!("the model lists no embedding, LM head or final norm weight");
+        }
         let layer_params = (0..cfg.num_layers)
             .map(|l| {
                 let prefix = format!("model.layers.{l}.");
@@ -210,7 +202,7 @@ impl Trainer {
     }
 
     /// The current weights as an untracked model, for generation (cheap: shares storage, and
-    /// sees every later update).
+    /// sees every later update; under LoRA, a merged copy refreshed after every update).
     #[allow(clippy::misnamed_getters)]
     pub fn model(&self) -> &Model {
         &self.inference
@@ -256,6 +248,9 @@ impl Trainer {
                     scale,
                 )
                 .with_context(|| format!("updating {}", p.name))?;
+            }
+            if self.config.lora.enabled() {
+                self.inference = self.model.merged()?;
             }
         }
         stats.step = self.state.step;
@@ -447,17 +442,19 @@ impl Trainer {
             },
             loss,
             self.config.head_chunk,
-            &mut self.params[self.head].grad,
+            self.head.map(|i| self.params[i].grad.as_mut_slice()),
             sums,
         )?;
         let grads = (h_sel * grad_h)?.sum_all()?.backward()?;
-        let norm = &mut self.params[self.norm];
-        add_into(
-            &mut norm.grad,
-            grads
-                .get(norm.var.as_tensor())
-                .context("no gradient for the final norm")?,
-        )?;
+        if let Some(i) = self.norm {
+            let norm = &mut self.params[i];
+            add_into(
+                &mut norm.grad,
+                grads
+                    .get(norm.var.as_tensor())
+                    .context("no gradient for the final norm")?,
+            )?;
+        }
         let mut g = grads
             .get(top.as_tensor())
             .context("no gradient for the last hidden state")?
@@ -491,8 +488,12 @@ impl Trainer {
         }
 
         // Embedding rows: scatter-add the input gradient (padding slots carry none).
+        let Some(embed) = self.embed else {
+            stats.backward_secs += t2.elapsed().as_secs_f64();
+            return Ok(());
+        };
         let g = g.contiguous()?;
-        let embed = &mut self.params[self.embed].grad;
+        let embed = &mut self.params[embed].grad;
         with_cpu_slice(&g, |gs| {
             for (row, seq) in seqs.iter().enumerate() {
                 let pad = padding.pad[row];
@@ -518,11 +519,72 @@ impl Trainer {
 
     /// Saves a checkpoint directory atomically: the Hugging Face files, `optimizer.safetensors`
     /// (AdamW moments) and `trainer_state.json` (optimizer step and config).
+    /// Under LoRA the Hugging Face files hold the merged weights (so any loader reads the
+    /// trained model) and `adapter.safetensors` the adapters themselves ([`Self::load_adapter`]).
     pub fn save(&self, tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
         crate::checkpoint::create_dir_atomically(dir, |tmp| {
             crate::checkpoint::write_hf_files(&self.inference, tokenizer, tmp)?;
+            if self.config.lora.enabled() {
+                self.write_adapter(tmp)?;
+            }
             self.write_optimizer(tmp)
         })
+    }
+
+    fn write_adapter(&self, dir: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+            .collect();
+        let path = dir.join(ADAPTER_FILE);
+        candle_core::safetensors::save(&tensors, &path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let meta = serde_json::json!({
+            "r": self.config.lora.rank,
+            "lora_alpha": self.config.lora.alpha,
+            "target_modules": self.config.lora.targets.names(),
+        });
+        let path = dir.join("adapter_config.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&meta)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Restores the LoRA adapters saved by [`Self::save`] into a trainer built on the same base
+    /// model with the same LoRA config (a resume: the base comes from the original model, not
+    /// from the checkpoint's merged weights).
+    pub fn load_adapter(&mut self, dir: &Path) -> Result<()> {
+        if !self.config.lora.enabled() {
+            bail!("load_adapter needs a LoRA trainer (lora.rank > 0)");
+        }
+        let path = dir.join(ADAPTER_FILE);
+        let tensors = candle_core::safetensors::load(&path, self.model.device())
+            .with_context(|| format!("reading {}", path.display()))?;
+        if tensors.len() != self.params.len() {
+            bail!(
+                "{} holds {} tensors, this LoRA config makes {} (a different rank or targets?)",
+                path.display(),
+                tensors.len(),
+                self.params.len()
+            );
+        }
+        for p in &self.params {
+            let t = tensors
+                .get(&p.name)
+                .with_context(|| format!("{}: missing {}", path.display(), p.name))?;
+            if t.dims() != p.var.dims() {
+                bail!(
+                    "{}: {} has shape {:?}, this LoRA config expects {:?}",
+                    path.display(),
+                    p.name,
+                    t.dims(),
+                    p.var.dims()
+                );
+            }
+            p.var.set(t)?;
+        }
+        self.inference = self.model.merged()?;
+        Ok(())
     }
 
     fn write_optimizer(&self, dir: &Path) -> Result<()> {
@@ -586,8 +648,93 @@ impl Trainer {
     }
 }
 
+/// The LoRA adapters of a checkpoint (beside the merged Hugging Face files).
+pub const ADAPTER_FILE: &str = "adapter.safetensors";
+
+/// Full fine-tuning: every weight a `Var`. Returns the tracked model, the untracked one (same
+/// storage) and the parameters.
+fn full_params(model: Model) -> Result<(Model, Model, Vec<Param>)> {
+    let cfg = model.config().clone();
+    let device = model.device().clone();
+    let mut params = Vec::new();
+    for (name, t) in model.named_weights() {
+        let var = Var::from_tensor(&t.contiguous()?)?;
+        let n = var.elem_count();
+        params.push(Param {
+            name,
+            var,
+            grad: vec![0.0; n],
+        });
+    }
+    drop(model);
+    let tracked: HashMap<String, Tensor> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+        .collect();
+    let untracked: HashMap<String, Tensor> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.var.as_tensor().detach()))
+        .collect();
+    let model = Model::from_weights(&cfg, &tracked, &device)?;
+    let inference = Model::from_weights(&cfg, &untracked, &device)?;
+    Ok((model, inference, params))
+}
+
+/// LoRA: frozen base weights (plain tensors), and per target linear layer `A` (r, in) uniform
+/// in +-1/sqrt(in) (as PyTorch initialises a linear layer) and `B` (out, r) zero, so the model
+/// starts exactly at the base. Parameters are named `<linear>.lora_A.weight` / `.lora_B.weight`.
+fn lora_params(model: Model, lora: &LoraConfig) -> Result<(Model, Model, Vec<Param>)> {
+    use rand::{Rng, SeedableRng};
+    let cfg = model.config().clone();
+    let device = model.device().clone();
+    let base: HashMap<String, Tensor> = model
+        .named_weights()
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.contiguous()?.detach())))
+        .collect::<Result<_>>()?;
+    drop(model);
+    let mut tracked = Model::from_weights(&cfg, &base, &device)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(lora.seed);
+    let r = lora.rank;
+    let shapes: Vec<(String, usize, usize)> = tracked
+        .linears()
+        .into_iter()
+        .filter(|(n, _)| lora.targets.contains(n))
+        .map(|(n, l)| {
+            let (out, inp) = l.weight.dims2()?;
+            Ok((n, out, inp))
+        })
+        .collect::<Result<_>>()?;
+    let mut params = Vec::new();
+    for (name, out, inp) in shapes {
+        let bound = 1.0 / (inp as f32).sqrt();
+        let a: Vec<f32> = (0..r * inp).map(|_| rng.gen_range(-bound..bound)).collect();
+        let a = Var::from_tensor(&Tensor::from_vec(a, (r, inp), &device)?)?;
+        let b = Var::zeros((out, r), candle_core::DType::F32, &device)?;
+        tracked.set_lora(
+            &name,
+            LoraAdapter {
+                a: a.as_tensor().clone(),
+                b: b.as_tensor().clone(),
+                scale: lora.scale(),
+            },
+        )?;
+        for (suffix, var) in [("lora_A", a), ("lora_B", b)] {
+            let n = var.elem_count();
+            params.push(Param {
+                name: format!("{name}.{suffix}.weight"),
+                var,
+                grad: vec![0.0; n],
+            });
+        }
+    }
+    let inference = tracked.merged()?;
+    Ok((tracked, inference, params))
+}
+
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN must fail these checks too
 fn check_config(c: &TrainConfig) -> Result<()> {
+    c.lora.check()?;
     let o = &c.optimizer;
     if !(o.lr.is_finite() && o.lr >= 0.0) {
         bail!("learning rate must be a non-negative number, got {}", o.lr);

@@ -51,6 +51,10 @@ pub struct TrainBenchArgs {
     /// Skip the PyTorch anchor (and its one-time install).
     #[arg(long)]
     no_anchor: bool,
+    /// Also measure LoRA updates of this rank (all seven linear layers of every block; the
+    /// base frozen). 0: only full fine-tuning.
+    #[arg(long, default_value_t = 0)]
+    lora_rank: usize,
     /// Internal: measure one shape in this process and print JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -74,8 +78,42 @@ fn train_config(args: &TrainBenchArgs) -> TrainConfig {
     TrainConfig {
         micro_batch_tokens: args.micro_batch_tokens,
         recompute: !args.no_recompute,
+        lora: azr_model::LoraConfig {
+            rank: args.lora_rank,
+            ..Default::default()
+        },
         ..TrainConfig::default()
     }
+}
+
+/// Runs one measurement in a child process (a fresh heap, so peak RSS is this shape's).
+fn measure_in_child(
+    exe: &Path,
+    args: &TrainBenchArgs,
+    shape: &str,
+    lora_rank: usize,
+) -> Result<serde_json::Value> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "train", "--model", &args.model, "--child", shape]);
+    cmd.args(["--steps", &args.steps.to_string()]);
+    cmd.args(["--micro-batch-tokens", &args.micro_batch_tokens.to_string()]);
+    cmd.args(["--lora-rank", &lora_rank.to_string()]);
+    if args.no_recompute {
+        cmd.arg("--no-recompute");
+    }
+    let out = cmd.output().context("running the measurement child")?;
+    if !out.status.success() {
+        bail!(
+            "measuring {shape} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .last()
+        .context("the measurement printed nothing")?;
+    serde_json::from_str(line).context("measurement output")
 }
 
 /// Child: one shape, printed as one JSON line.
@@ -327,29 +365,9 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
     let mut notes = Vec::new();
     for shape in &args.shapes {
         eprintln!("azr (candle, f32): {shape} ...");
-        let mut cmd = Command::new(&exe);
-        cmd.args(["bench", "train", "--model", &args.model, "--child", shape]);
-        cmd.args(["--steps", &args.steps.to_string()]);
-        cmd.args(["--micro-batch-tokens", &args.micro_batch_tokens.to_string()]);
-        if args.no_recompute {
-            cmd.arg("--no-recompute");
-        }
-        let out = cmd.output().context("running the measurement child")?;
-        if !out.status.success() {
-            bail!(
-                "measuring {shape} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .last()
-            .context("the measurement printed nothing")?;
-        let v: serde_json::Value = serde_json::from_str(line).context("measurement output")?;
+        let v = measure_in_child(&exe, args, shape, 0)?;
         let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         let st = &v["stats"];
-        let g = |k: &str| st[k].as_f64().unwrap_or(f64::NAN);
         let torch = anchor.as_ref().map(|a| {
             eprintln!("PyTorch (f32): {shape} ...");
             a.as_ref()
@@ -407,14 +425,26 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
                 notes.push(format!("PyTorch anchor at {shape} failed: {e}"));
             }
         }
-        profile.push(vec![
-            shape.clone(),
-            format!("{:.2}", g("forward_secs")),
-            format!("{:.2}", g("head_secs")),
-            format!("{:.2}", g("backward_secs")),
-            format!("{:.2}", g("optimizer_secs")),
-            format!("{}", st["micro_batches"].as_u64().unwrap_or(0)),
-        ]);
+        profile.push(profile_row(shape.clone(), st));
+        if args.lora_rank > 0 {
+            let label = format!("azr (candle, f32, LoRA r={})", args.lora_rank);
+            eprintln!("{label}: {shape} ...");
+            let v = measure_in_child(&exe, args, shape, args.lora_rank)?;
+            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            rows.push(vec![
+                label,
+                shape.clone(),
+                format!("{:.0}", f("tokens_per_s")),
+                format!("{:.2}", f("secs")),
+                format!("{:.0}", f("peak_rss_mib")),
+                // PyTorch does full fine-tuning: not the same work.
+                "-".into(),
+            ]);
+            profile.push(profile_row(
+                format!("{shape} LoRA r={}", args.lora_rank),
+                &v["stats"],
+            ));
+        }
     }
     print!(
         "{}",
@@ -449,6 +479,18 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         )
     );
     Ok(())
+}
+
+fn profile_row(label: String, st: &serde_json::Value) -> Vec<String> {
+    let g = |k: &str| st[k].as_f64().unwrap_or(f64::NAN);
+    vec![
+        label,
+        format!("{:.2}", g("forward_secs")),
+        format!("{:.2}", g("head_secs")),
+        format!("{:.2}", g("backward_secs")),
+        format!("{:.2}", g("optimizer_secs")),
+        format!("{}", st["micro_batches"].as_u64().unwrap_or(0)),
+    ]
 }
 
 #[cfg(test)]

@@ -201,6 +201,7 @@ fn check(c: &RunConfig) -> Result<()> {
     if c.step.batch == 0 {
         bail!("step.batch must be at least 1");
     }
+    c.optim.lora.check().context("optim.lora")?;
     if c.step.learnability_samples == 0 {
         bail!("step.learnability_samples must be at least 1");
     }
@@ -323,6 +324,34 @@ mod tests {
         let err = resolve("cpu", None, &["step.batch=0".into()]).unwrap_err();
         assert!(err.to_string().contains("step.batch"), "{err}");
         assert!(resolve("gpu-please", None, &[]).is_err());
+    }
+
+    #[test]
+    fn lora_is_set_from_the_command_line() {
+        let cfg = resolve(
+            "cpu",
+            None,
+            &[
+                "optim.lora.rank=8".into(),
+                r#"optim.lora.targets=["q_proj", "v_proj"]"#.into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.optim.lora.rank, 8);
+        assert_eq!(cfg.optim.lora.targets.names(), ["q_proj", "v_proj"]);
+        assert!(!resolve("cpu", None, &[]).unwrap().optim.lora.enabled());
+        let err = resolve("cpu", None, &[r#"optim.lora.targets=["qkv"]"#.into()]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown LoRA target"),
+            "{err:#}"
+        );
+        let err = resolve(
+            "cpu",
+            None,
+            &["optim.lora.rank=4".into(), "optim.lora.targets=[]".into()],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("optim.lora"), "{err:#}");
     }
 
     #[test]

@@ -108,9 +108,12 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             None
         }
     };
+    // A LoRA run resumes from its base model plus the checkpoint's adapters: the checkpoint's
+    // Hugging Face files hold the merged weights, which are not the base.
+    let lora = cfg.optim.lora.enabled();
     let model_path = match &resume_from {
-        Some(ckpt) => ckpt.join("model"),
-        None => resolve_model(&cfg.model.name, &mut |m| eprintln!("{m}"))?,
+        Some(ckpt) if !lora => ckpt.join("model"),
+        _ => resolve_model(&cfg.model.name, &mut |m| eprintln!("{m}"))?,
     };
     let lm = azr_model::load(&model_path)
         .with_context(|| format!("loading the model {}", model_path.display()))?;
@@ -120,6 +123,9 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let mut trainer = Trainer::new(model, cfg.optim)?;
     let (mut store, mut state) = match &resume_from {
         Some(ckpt) => {
+            if lora {
+                trainer.load_adapter(&ckpt.join("model"))?;
+            }
             trainer.load_optimizer(&ckpt.join("model"))?;
             let store = TaskStore::load(&ckpt.join("buffers"))
                 .with_context(|| format!("loading the buffers of {}", ckpt.display()))?;
@@ -184,10 +190,15 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     tracing::info!(
-        "run {}: model {} ({:.0}M parameters), preset sizes: {} prompts per group, {} new tokens",
+        "run {}: model {} ({:.1}M trainable parameters{}), {} prompts per group, {} new tokens",
         run_dir.root.display(),
         model_path.display(),
         trainer.num_params() as f64 / 1e6,
+        if lora {
+            format!(", LoRA rank {}", cfg.optim.lora.rank)
+        } else {
+            String::new()
+        },
         cfg.step.batch,
         cfg.sampling.max_new_tokens
     );
