@@ -130,9 +130,9 @@ pub struct LoraAdapter {
 }
 
 impl LoraAdapter {
-    /// `scale * (x A^T) B^T` for a 2-D `x` (rows, in).
+    /// `scale * (x A^T) B^T` for a 2-D `x` (rows, in); scaled at rank width, where it is cheap.
     pub fn delta(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale
+        (x.matmul(&self.a.t()?)? * self.scale)?.matmul(&self.b.t()?)
     }
 
     /// `W + scale * B A`, untracked (no gradient flows into a merged weight).

@@ -85,13 +85,23 @@ impl Module for Linear {
         let in_dim = *dims.last().unwrap_or(&0);
         let rows: usize = dims[..dims.len().saturating_sub(1)].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
-        let y = x2.matmul(&self.weight.t()?)?;
+        let delta = match &self.lora {
+            Some(l) => Some(l.delta(&x2)?),
+            None => None,
+        };
+        // A frozen weight (LoRA's base) under an input that needs a gradient: skip the weight's
+        // gradient in the backward. Generation (nothing tracked) takes the plain matmul.
+        let y = if x2.track_op() && !self.weight.track_op() {
+            crate::train::ops::frozen_matmul(&x2, &self.weight, delta.as_ref())?
+        } else {
+            let y = x2.matmul(&self.weight.t()?)?;
+            match &delta {
+                Some(d) => (y + d)?,
+                None => y,
+            }
+        };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let y = match &self.lora {
-            Some(l) => (y + l.delta(&x2)?)?,
             None => y,
         };
         let mut out_dims = dims;

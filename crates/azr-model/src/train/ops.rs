@@ -1,6 +1,7 @@
 //! Fused CPU ops with a hand-written backward for the differentiable (training) forward of
 //! [`crate::model::Model`]: RMSNorm, RoPE (fused with the `(B, T, H, D) -> (B, H, T, D)`
-//! transpose), the scaled causal/padding-masked softmax of attention, and SwiGLU.
+//! transpose), the scaled causal/padding-masked softmax of attention, SwiGLU, and the matmul of
+//! a frozen weight (LoRA's base), whose backward skips the weight's gradient.
 //!
 //! Each replaces a chain of candle's elementwise and broadcast ops, whose generic backward
 //! allocates and reduces a temporary per op; here one pass forward and one backward. They are
@@ -32,6 +33,106 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
         bail!("fused training ops run on the CPU only");
     };
     f(contiguous(cpu, layout, "fused op")?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frozen matmul: y = x W^T with W a constant. candle's matmul backward always computes both
+// operands' gradients; for a frozen weight that is a third of a linear layer's backward spent
+// on a gradient nobody reads.
+
+struct FrozenMatmul {
+    /// (out, in)
+    w: Tensor,
+}
+
+impl FrozenMatmul {
+    fn matmul(&self, x: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        let (m, k) = l.shape().dims2()?;
+        let (n, wk) = self.w.dims2()?;
+        if k != wk {
+            bail!("frozen matmul: x ({m}, {k}) against a ({n}, {wk}) weight");
+        }
+        let (ws, wl) = self.w.storage_and_layout();
+        let Storage::Cpu(w) = &*ws else {
+            bail!("frozen matmul: CPU only");
+        };
+        let y = x.matmul(w, (1, m, n, k), l, &wl.transpose(0, 1)?)?;
+        Ok((y, Shape::from((m, n))))
+    }
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "azr-frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.matmul(x, l)
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(g.matmul(&self.w)?))
+    }
+}
+
+/// `x W^T + d`: the sum is made in place, so the graph holds one node where a matmul and an add
+/// would hold two full-size ones (each costs candle's backward a zero-fill and an add).
+impl CustomOp2 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "azr-frozen-matmul-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        d: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.matmul(x, xl)?;
+        let CpuStorage::F32(mut y) = y else {
+            bail!("frozen matmul: f32 only");
+        };
+        let d = contiguous(d, dl, "frozen matmul addend")?;
+        if d.len() != y.len() || dl.shape() != &shape {
+            bail!(
+                "frozen matmul: addend {:?} for an output {shape:?}",
+                dl.shape()
+            );
+        }
+        y.par_chunks_mut(1 << 14)
+            .zip(d.par_chunks(1 << 14))
+            .for_each(|(y, d)| y.iter_mut().zip(d).for_each(|(y, d)| *y += d));
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _d: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(g.matmul(&self.w)?), Some(g.clone())))
+    }
+}
+
+/// `x W^T (+ add)` for a 2-D `x` (rows, in), a frozen `w` (out, in) and an optional `add`
+/// (rows, out): gradients flow to `x` and `add`, never to `w`.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor, add: Option<&Tensor>) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        let y = x.matmul(&w.t()?)?;
+        return match add {
+            Some(a) => y + a,
+            None => Ok(y),
+        };
+    }
+    let op = FrozenMatmul { w: w.detach() };
+    match add {
+        Some(a) => x.apply_op2(&a.contiguous()?, op),
+        None => x.apply_op1(op),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,6 +594,33 @@ mod tests {
             let (x, y) = (ga.get(t).unwrap(), gb.get(t).unwrap());
             let d = max_diff(x, y);
             assert!(d < tol, "gradient of input {i} differs by {d}");
+        }
+    }
+
+    #[test]
+    fn frozen_matmul_matches_matmul_and_skips_the_weight() {
+        let x = Var::from_tensor(&rand(&[5, 7], 1)).unwrap();
+        let w = Var::from_tensor(&rand(&[3, 7], 2)).unwrap();
+        let d = Var::from_tensor(&rand(&[5, 3], 4)).unwrap();
+        let g = rand(&[5, 3], 3);
+        let plain = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
+        for add in [None, Some(d.as_tensor())] {
+            let fused = frozen_matmul(x.as_tensor(), w.as_tensor(), add).unwrap();
+            let plain = match add {
+                Some(d) => (&plain + d).unwrap(),
+                None => plain.clone(),
+            };
+            assert!(max_diff(&fused, &plain) < 1e-6);
+            let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let grad =
+                |gs: &candle_core::backprop::GradStore, v: &Var| gs.get(v.as_tensor()).cloned();
+            assert!(max_diff(&grad(&gf, &x).unwrap(), &grad(&gp, &x).unwrap()) < 1e-6);
+            if add.is_some() {
+                assert!(max_diff(&grad(&gf, &d).unwrap(), &g) < 1e-6);
+            }
+            assert!(grad(&gf, &w).is_none(), "a frozen weight got a gradient");
+            assert!(grad(&gp, &w).is_some());
         }
     }
 
