@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Reward values. `Default` is the paper's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RewardConfig {
     pub correct: f64,
     pub wrong: f64,

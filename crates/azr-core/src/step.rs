@@ -56,6 +56,7 @@ use prompts::{proposer_prompts, solver_tasks};
 
 /// The sizes and values of a step. `Default` is the reference's (B = 64, K = 6, N = 10, n = 8).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StepConfig {
     /// B: prompts per task-role group.
     pub batch: usize,

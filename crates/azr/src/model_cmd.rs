@@ -140,8 +140,10 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
     let (out, stats) =
         generate_with_stats(&lm.model, Some(&lm.tokenizer), &prompts, &params, &seeds)?;
     let mut stdout = std::io::stdout().lock();
+    let mut empty = false;
     for (i, g) in out.iter().enumerate() {
         let text = lm.tokenizer.decode(&g.tokens, true)?;
+        empty |= text.trim().is_empty();
         if args.json {
             let v = serde_json::json!({
                 "prompt": args.prompt[i],
@@ -157,6 +159,12 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
             }
             writeln!(stdout, "{text}")?;
         }
+    }
+    if empty && !args.chat && lm.tokenizer.chat_template().is_some() {
+        tracing::warn!(
+            "the model ended a reply at once: it has a chat template, and instruct models \
+             usually answer only inside it (pass --chat)"
+        );
     }
     tracing::info!(
         "prefill {} tokens in {:.2}s ({:.0} tok/s), decode {} tokens in {:.2}s ({:.0} tok/s)",

@@ -323,7 +323,15 @@ fn draw_plot(path: &Path, title: &str, lines: &[(&str, &[(f64, f64)])], text: bo
         .map_err(|e| err(&e))?;
     let mut mesh = chart.configure_mesh();
     if text {
-        mesh.x_desc("step").x_label_formatter(&|x| format!("{x}"));
+        // Steps are whole numbers: label only the ticks that are (a short run gets ticks at
+        // fractions, which printed as 2.5999999999999996).
+        mesh.x_desc("step").x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        });
     } else {
         mesh.x_labels(0).y_labels(0);
     }

@@ -269,6 +269,64 @@ fn kill_9_then_resume() {
     assert_eq!(steps, vec![1, 2, 3, 4]);
 }
 
+/// Ctrl-C (SIGINT) finishes the step, writes a checkpoint of it, says how to continue and exits
+/// cleanly; the run resumes from there.
+#[test]
+fn ctrl_c_checkpoints_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let run = dir.path().join("run");
+    let mut args = tiny_args(&model);
+    args.extend([
+        "--set".into(),
+        "run.steps=200".into(),
+        "--set".into(),
+        "run.checkpoint_every=1000".into(),
+    ]);
+    let child = azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&run)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no step finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("continue with: azr train --resume"),
+        "{stderr}"
+    );
+    let done = metrics(&run).len() as u64;
+    assert!(done < 200, "the run did not stop");
+    assert_eq!(
+        std::fs::read_to_string(run.join("checkpoints/latest")).unwrap(),
+        format!("step-{done:06}")
+    );
+    ok(azr()
+        .args(["--quiet", "train", "--resume"])
+        .arg(&run)
+        .args(["--set", &format!("run.steps={}", done + 1)])
+        .output()
+        .unwrap());
+    assert_eq!(metrics(&run).len() as u64, done + 1);
+}
+
 /// `eval.every` runs a benchmark subset during training and logs it.
 #[test]
 fn eval_every_step_is_logged() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use azr_core::{RewardConfig, StepConfig};
+use azr_core::StepConfig;
 use azr_model::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,8 @@ pub struct RunConfig {
     pub model: ModelSection,
     pub run: RunSection,
     pub seeding: SeedingSection,
-    pub step: StepSection,
+    /// The step's sizes and rewards (azr-core's own config: B, K, N, n, rewards).
+    pub step: StepConfig,
     pub sampling: SamplingSection,
     pub optim: TrainConfig,
     pub executor: ExecutorSection,
@@ -56,39 +57,6 @@ pub struct SeedingSection {
     pub max_rounds: usize,
     /// And at most this many minutes.
     pub max_minutes: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepSection {
-    /// Prompts per task-role group (6 groups: B proposer + B solver prompts per task type).
-    pub batch: usize,
-    /// Reference triplets shown to deduction/abduction proposers (K).
-    pub references: usize,
-    /// Inputs an induction proposer writes (N; the solver sees half).
-    pub induction_inputs: usize,
-    /// Solver samples per valid proposal to estimate its solve rate (n).
-    pub learnability_samples: usize,
-    pub min_message_words: usize,
-    pub rewards: RewardConfig,
-    /// Generate proposer rollouts, then solver rollouts, validating the proposals meanwhile:
-    /// worth it when 3 x batch fills sampling.batch (GPU sizes); costs batch size otherwise.
-    #[serde(default)]
-    pub split_rollouts: bool,
-}
-
-impl StepSection {
-    pub fn step_config(&self) -> StepConfig {
-        StepConfig {
-            batch: self.batch,
-            references: self.references,
-            induction_inputs: self.induction_inputs,
-            learnability_samples: self.learnability_samples,
-            min_message_words: self.min_message_words,
-            rewards: self.rewards,
-            split_rollouts: self.split_rollouts,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -176,7 +176,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         stop_strings: vec!["</answer>".into()],
         stop_token_ids: trainer.model().config().eos_token_ids.clone(),
     };
-    let step_cfg = cfg.step.step_config();
+    let step_cfg = cfg.step;
     let draw = || {
         if quiet {
             ProgressDrawTarget::hidden()
