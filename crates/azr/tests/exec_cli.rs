@@ -58,8 +58,8 @@ fn example_file_gives_one_result_per_line_in_order() {
     assert_eq!(results[1]["output"], "832040");
     assert_eq!(results[2]["reason"], "banned_module");
     assert_eq!(results[3]["reason"], "nondeterministic");
-    for i in 4..7 {
-        assert_eq!(results[i]["correct"], true, "{}", results[i]);
+    for r in &results[4..7] {
+        assert_eq!(r["correct"], true, "{r}");
     }
     // Every line carries the documented fields.
     for r in &results {
