@@ -114,10 +114,26 @@ def parse_call(input_text, literal_only):
 
 def _short(e, limit=300):
     try:
-        text = "%s: %s" % (_type(e).__name__, e)
+        text = _no_addresses("%s: %s" % (_type(e).__name__, e))
     except Exception:
         text = _type(e).__name__
     return text if _len(text) <= limit else text[:limit] + "..."
+
+
+def _no_addresses(text):
+    # "<ast.BinOp object at 0x7f0053604af0>" -> "<ast.BinOp object>": addresses differ from run
+    # to run, and an error's text is recorded with the step (same inputs, same record).
+    out = []
+    i = 0
+    while True:
+        j = text.find(" at 0x", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        i = j + 6
+        while i < _len(text) and text[i] in "0123456789abcdefABCDEF":
+            i += 1
 
 
 _compiled = {}  # (program, checked) -> code object or Rejected; checks of one task share a program

@@ -126,6 +126,13 @@ fn input_rejections() {
         literal_input: true,
     });
     assert_eq!(r.rejection, Some(Rejection::InputNotLiteral), "{r:?}");
+    // The message names the node without its memory address: the same proposal must give the
+    // same record in every run.
+    let error = r.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("<ast.Call object>") && !error.contains("0x"),
+        "{error}"
+    );
     let r = exec().run(&Job::Validate {
         program: "def f(x, y):\n    return x".into(),
         input: "[1, (2, 3)], y={'a': b'x'}".into(),
