@@ -1,37 +1,14 @@
 //! Seeding rounds on the real sandboxed executor, with scripted proposers: fixed, hand-written
 //! responses chosen by the kind of proposer prompt. Counts are checked against the script.
 
+mod common;
 use azr_core::policy::{GenRequest, Policy, PolicyError, Purpose, Response};
 use azr_core::{
     run_seeding_round, seeding_done, Group, InductionRecord, Rendering, Role, SeedingRound,
     StepConfig, StepError, TaskStore, TaskType, Triplet,
 };
-use azr_exec::{ExecConfig, Executor};
+use common::*;
 use std::collections::VecDeque;
-use std::sync::OnceLock;
-
-fn exec() -> &'static Executor {
-    static EXEC: OnceLock<Executor> = OnceLock::new();
-    EXEC.get_or_init(|| {
-        Executor::new(ExecConfig {
-            workers: 2,
-            ..Default::default()
-        })
-        .expect("the sandboxed executor starts (is bubblewrap installed?)")
-    })
-}
-
-/// B = 4 proposer prompts per type, K = 2 references, N = 4 induction inputs.
-fn config() -> StepConfig {
-    StepConfig {
-        batch: 4,
-        references: 2,
-        induction_inputs: 4,
-        learnability_samples: 4,
-        min_message_words: 2,
-        ..Default::default()
-    }
-}
 
 // ---- the scripted proposers ------------------------------------------------------------------
 

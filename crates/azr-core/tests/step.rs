@@ -2,39 +2,15 @@
 //! hand-written responses chosen by looking at the prompt text. Every reward and every advantage
 //! is checked against numbers computed by hand below.
 
+mod common;
 use azr_core::policy::{GenRequest, Policy, PolicyError, Purpose, Response};
 use azr_core::reward::{ProposerOutcome, SolverOutcome};
 use azr_core::{
     run_step, Group, InductionRecord, Outcome, Rendering, StepConfig, StepError, TaskBuffer,
     TaskStore, TaskType, Triplet, ValidTask,
 };
-use azr_exec::{ExecConfig, Executor};
+use common::*;
 use std::collections::VecDeque;
-use std::sync::OnceLock;
-
-fn exec() -> &'static Executor {
-    static EXEC: OnceLock<Executor> = OnceLock::new();
-    EXEC.get_or_init(|| {
-        Executor::new(ExecConfig {
-            workers: 2,
-            ..Default::default()
-        })
-        .expect("the sandboxed executor starts (is bubblewrap installed?)")
-    })
-}
-
-/// B = 4 per group, K = 2 references, N = 4 induction inputs (2 shown, 2 hidden), n = 4
-/// learnability samples, paper rewards (extreme = 0).
-fn config() -> StepConfig {
-    StepConfig {
-        batch: 4,
-        references: 2,
-        induction_inputs: 4,
-        learnability_samples: 4,
-        min_message_words: 2,
-        ..Default::default()
-    }
-}
 
 // ---- the scripted policy ---------------------------------------------------------------------
 

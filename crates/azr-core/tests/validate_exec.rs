@@ -1,21 +1,11 @@
 //! The validation pipeline on the real sandboxed executor: proposer text in, stored task or
 //! rejection reason out.
 
+mod common;
 use azr_core::validate::{validate_proposals, Proposed, ValidateConfig};
 use azr_core::{InductionRecord, ParseConfig, Reason, TaskStore, TaskType, Triplet, ValidTask};
-use azr_exec::{ExecConfig, Executor, Rejection};
-use std::sync::OnceLock;
-
-fn exec() -> &'static Executor {
-    static EXEC: OnceLock<Executor> = OnceLock::new();
-    EXEC.get_or_init(|| {
-        Executor::new(ExecConfig {
-            workers: 2,
-            ..Default::default()
-        })
-        .expect("the sandboxed executor starts (is bubblewrap installed?)")
-    })
-}
+use azr_exec::Rejection;
+use common::*;
 
 const CFG: ValidateConfig = ValidateConfig {
     parse: ParseConfig {

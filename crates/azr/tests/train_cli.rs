@@ -185,6 +185,27 @@ fn two_steps_on_a_tiny_model_then_resume_equals_uninterrupted() {
     assert!(full.join("plots").read_dir().unwrap().count() > 0);
 }
 
+/// Starts `azr train --out run` in the background (stdout discarded, stderr piped).
+fn spawn_train(run: &Path, args: &[String]) -> std::process::Child {
+    azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(run)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls every 20 ms until `done` holds, for at most 5 minutes.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A LoRA run: checkpoints hold the merged model and the adapters; a resume rebuilds the base
 /// plus adapters and ends where the uninterrupted run ends.
 #[test]
@@ -240,21 +261,12 @@ fn kill_9_then_resume() {
     let run = dir.path().join("run");
     let mut args = tiny_args(&model);
     args.extend(["--set".into(), "run.steps=4".into()]);
-    let mut child = azr()
-        .args(["--quiet", "train", "--out"])
-        .arg(&run)
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(&run, &args);
     let latest = run.join("checkpoints/latest");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while std::fs::read_to_string(&latest).ok().as_deref() != Some("step-000001") {
-        assert!(std::time::Instant::now() < deadline, "no step-1 checkpoint");
+    wait_until("a step-1 checkpoint", || {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        std::fs::read_to_string(&latest).ok().as_deref() == Some("step-000001")
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     ok(azr()
@@ -283,23 +295,10 @@ fn ctrl_c_checkpoints_and_resumes() {
         "--set".into(),
         "run.checkpoint_every=1000".into(),
     ]);
-    let child = azr()
-        .args(["--quiet", "train", "--out"])
-        .arg(&run)
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while std::fs::read_to_string(run.join("metrics.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(std::time::Instant::now() < deadline, "no step finished");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = spawn_train(&run, &args);
+    wait_until("a finished step", || {
+        std::fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|t| t.lines().count() > 0)
+    });
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
