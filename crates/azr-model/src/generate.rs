@@ -165,7 +165,7 @@ pub fn generate_with_stats(
     }
     let device = model.device().clone();
     let pad_id = params.stop_token_ids.first().copied().unwrap_or(0);
-    let (tokens, padding) = left_pad(prompts, pad_id, &device)?;
+    let (tokens, mut padding) = left_pad(prompts, pad_id, &device)?;
     let prompt_len = tokens.dim(1)?;
     // The last sampled token never needs to go through the model.
     let mut cache = KvCache::new(
@@ -195,12 +195,16 @@ pub fn generate_with_stats(
     stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
     stats.prefill_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
+    // `live[r]`: the output row that cache row `r` decodes. Finished rows leave the batch once
+    // enough of them gather (each removal copies the cache of the rows that stay).
+    let mut live: Vec<usize> = (0..n).collect();
     for step in 0..params.max_new_tokens {
         if step > 0 {
             rows = logits.to_vec2()?;
         }
-        let mut next = vec![pad_id; n];
-        for (i, row) in rows.iter().enumerate() {
+        let mut next = vec![pad_id; live.len()];
+        for (r, row) in rows.iter().enumerate() {
+            let i = live[r];
             if done[i] {
                 continue;
             }
@@ -208,7 +212,7 @@ pub fn generate_with_stats(
             let g = &mut out[i];
             g.tokens.push(tok);
             g.logprobs.push(lp);
-            next[i] = tok;
+            next[r] = tok;
             if params.stop_token_ids.contains(&tok) {
                 g.finish = FinishReason::Eos;
                 done[i] = true;
@@ -231,8 +235,18 @@ pub fn generate_with_stats(
         if done.iter().all(|&d| d) || step + 1 == params.max_new_tokens {
             break;
         }
-        // Finished rows keep running on a pad token; their outputs are ignored.
-        let input = Tensor::from_vec(next, (n, 1), &device)?;
+        let finished = live.iter().filter(|&&i| done[i]).count();
+        if finished > 0 && finished * 8 >= live.len() {
+            let keep: Vec<u32> = (0..live.len() as u32)
+                .filter(|&r| !done[live[r as usize]])
+                .collect();
+            cache.retain_rows(&keep)?;
+            padding.pad = keep.iter().map(|&r| padding.pad[r as usize]).collect();
+            next = keep.iter().map(|&r| next[r as usize]).collect();
+            live = keep.iter().map(|&r| live[r as usize]).collect();
+        }
+        // Finished rows still in the batch run on a pad token; their outputs are ignored.
+        let input = Tensor::from_vec(next, (live.len(), 1), &device)?;
         let hidden = model.forward(&input, &padding, Some(&mut cache))?;
         logits = model.logits_inference(&hidden.squeeze(1)?)?;
     }

@@ -243,6 +243,28 @@ impl KvCache {
         self.batch
     }
 
+    /// Keeps only the batch rows `rows` (in this order): finished rows leave the batch, so
+    /// the decode steps after them cost what the live rows cost.
+    pub fn retain_rows(&mut self, rows: &[u32]) -> Result<()> {
+        if rows.iter().any(|&r| r as usize >= self.batch) {
+            bail!(
+                "retain_rows: a row index is outside the {} cached rows",
+                self.batch
+            );
+        }
+        let Some((k0, _)) = self.layers.first() else {
+            self.batch = rows.len();
+            return Ok(());
+        };
+        let idx = Tensor::new(rows, k0.device())?;
+        for (k, v) in &mut self.layers {
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        self.batch = rows.len();
+        Ok(())
+    }
+
     /// Writes `k, v: (B, Hkv, T, Dh)` at the current end and returns views of everything stored
     /// so far, including them. `len` advances once per forward, in [`Model::forward`].
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
