@@ -150,22 +150,7 @@ fn two_steps_on_a_tiny_model_then_resume_equals_uninterrupted() {
 
     // Resume: stop after 1 step, continue to 2; step 2 must be what the full run did.
     let part = dir.path().join("part");
-    let mut args = tiny_args(&model);
-    args.push("--set".into());
-    args.push("run.steps=1".into());
-    ok(azr()
-        .args(["--quiet", "train", "--out"])
-        .arg(&part)
-        .args(&args)
-        .output()
-        .unwrap());
-    assert_eq!(metrics(&part).len(), 1);
-    ok(azr()
-        .args(["--quiet", "train", "--resume"])
-        .arg(&part)
-        .args(["--set", "run.steps=2"])
-        .output()
-        .unwrap());
+    one_step_then_resume_to_two(&part, &tiny_args(&model));
     let resumed = metrics(&part);
     assert_eq!(resumed.len(), 2);
     assert_eq!(deterministic(&resumed[1]), deterministic(&lines[1]));
@@ -183,6 +168,25 @@ fn two_steps_on_a_tiny_model_then_resume_equals_uninterrupted() {
     let report = ok(azr().arg("report").arg(&full).output().unwrap());
     assert!(String::from_utf8_lossy(&report.stdout).contains("steps: 2"));
     assert!(full.join("plots").read_dir().unwrap().count() > 0);
+}
+
+/// A run of `args` stopped after step 1, then resumed to step 2.
+fn one_step_then_resume_to_two(run: &Path, args: &[String]) {
+    let mut first = args.to_vec();
+    first.extend(["--set".into(), "run.steps=1".into()]);
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(run)
+        .args(&first)
+        .output()
+        .unwrap());
+    assert_eq!(metrics(run).len(), 1);
+    ok(azr()
+        .args(["--quiet", "train", "--resume"])
+        .arg(run)
+        .args(["--set", "run.steps=2"])
+        .output()
+        .unwrap());
 }
 
 /// Starts `azr train --out run` in the background (stdout discarded, stderr piped).
@@ -222,20 +226,7 @@ fn lora_run_resumes_exactly() {
         .output()
         .unwrap());
     let part = dir.path().join("part");
-    let mut first = args.clone();
-    first.extend(["--set".into(), "run.steps=1".into()]);
-    ok(azr()
-        .args(["--quiet", "train", "--out"])
-        .arg(&part)
-        .args(&first)
-        .output()
-        .unwrap());
-    ok(azr()
-        .args(["--quiet", "train", "--resume"])
-        .arg(&part)
-        .args(["--set", "run.steps=2"])
-        .output()
-        .unwrap());
+    one_step_then_resume_to_two(&part, &args);
     for file in ["model.safetensors", "adapter.safetensors"] {
         let path = |run: &Path| run.join("checkpoints/step-000002/model").join(file);
         let (a, b) = (
