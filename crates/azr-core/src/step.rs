@@ -28,10 +28,11 @@
 //! [`StepOutput::executor`] says how long the executor worked and how long the step waited.
 //!
 //! Robustness: the step never loops — it makes at most three `generate` calls and three
-//! `run_batch` calls. Sampling from a non-empty buffer always returns as many tasks as asked (refill by
-//! resampling); when a buffer is empty (only possible for a store built or loaded without seeds)
-//! the identity seed task stands in and `seed_fallbacks` counts it. No valid proposal simply means
-//! no learnability call. On an error the buffers are unchanged (the RNG may have advanced).
+//! `run_batch` calls. Sampling from a non-empty buffer always returns as many tasks as asked
+//! (refill by resampling); when a buffer is empty (only possible for a store built or loaded
+//! without seeds) the identity seed task stands in and `seed_fallbacks` counts it. No valid
+//! proposal simply means no learnability call. On an error the buffers are unchanged (the RNG may
+//! have advanced).
 
 use crate::batch::{EstimatedTask, Outcome, Sample};
 use crate::buffer::AddOutcome;
@@ -172,9 +173,7 @@ pub struct ExecutorTime {
 impl ExecutorTime {
     /// Runs a batch where the step waits for it.
     fn run(&mut self, exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
-        let t = Instant::now();
-        let results = run_jobs(exec, jobs);
-        let secs = t.elapsed().as_secs_f64();
+        let (results, secs) = timed_jobs(exec, jobs);
         self.busy_secs += secs;
         self.wait_secs += secs;
         results

@@ -517,12 +517,14 @@ impl Model {
     /// what generation runs and what a checkpoint exports. Layers without one share storage.
     pub fn merged(&self) -> Result<Model> {
         let mut m = self.clone();
-        for (name, _) in self.linears() {
-            let lin = m
-                .linear_mut(&name)
-                .context("a listed linear layer is missing")?;
-            if let Some(l) = lin.lora.take() {
-                lin.weight = l.merge(&lin.weight)?;
+        for b in &mut m.blocks {
+            for name in b.linears().map(|(n, _)| n) {
+                let lin = b
+                    .linear_mut(name)
+                    .context("a block lacks a linear it lists")?;
+                if let Some(l) = lin.lora.take() {
+                    lin.weight = l.merge(&lin.weight)?;
+                }
             }
         }
         Ok(m)

@@ -569,19 +569,7 @@ impl Trainer {
             );
         }
         for p in &self.params {
-            let t = tensors
-                .get(&p.name)
-                .with_context(|| format!("{}: missing {}", path.display(), p.name))?;
-            if t.dims() != p.var.dims() {
-                bail!(
-                    "{}: {} has shape {:?}, this LoRA config expects {:?}",
-                    path.display(),
-                    p.name,
-                    t.dims(),
-                    p.var.dims()
-                );
-            }
-            p.var.set(t)?;
+            p.var.set(saved(&tensors, &path, &p.name, p.var.dims())?)?;
         }
         self.inference = self.model.merged()?;
         Ok(())
@@ -629,23 +617,33 @@ impl Trainer {
         for (i, p) in self.params.iter().enumerate() {
             for (kind, buf) in [("m", &mut self.state.m[i]), ("v", &mut self.state.v[i])] {
                 let name = format!("{kind}.{}", p.name);
-                let t = tensors
-                    .get(&name)
-                    .with_context(|| format!("{}: missing {name}", path.display()))?;
-                if t.dims() != p.var.dims() {
-                    bail!(
-                        "{}: {name} has shape {:?}, the model {:?}",
-                        path.display(),
-                        t.dims(),
-                        p.var.dims()
-                    );
-                }
+                let t = saved(&tensors, &path, &name, p.var.dims())?;
                 *buf = t.flatten_all()?.to_vec1::<f32>()?;
             }
         }
         self.state.step = step;
         Ok(())
     }
+}
+
+/// The tensor `name` of a checkpoint file, checked to have the parameter's shape.
+fn saved<'a>(
+    tensors: &'a HashMap<String, Tensor>,
+    path: &Path,
+    name: &str,
+    dims: &[usize],
+) -> Result<&'a Tensor> {
+    let t = tensors
+        .get(name)
+        .with_context(|| format!("{}: missing {name}", path.display()))?;
+    if t.dims() != dims {
+        bail!(
+            "{}: {name} has shape {:?}, the trainer's parameter {dims:?}",
+            path.display(),
+            t.dims()
+        );
+    }
+    Ok(t)
 }
 
 /// The LoRA adapters of a checkpoint (beside the merged Hugging Face files).

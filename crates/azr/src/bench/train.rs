@@ -381,14 +381,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
             ),
             _ => "-".into(),
         };
-        rows.push(vec![
-            "azr (candle, f32)".to_string(),
-            shape.clone(),
-            format!("{:.0}", f("tokens_per_s")),
-            format!("{:.2}", f("secs")),
-            format!("{:.0}", f("peak_rss_mib")),
-            ratio,
-        ]);
+        rows.push(azr_row("azr (candle, f32)".into(), shape, &v, ratio));
         match torch {
             None => {}
             Some(Ok(t)) => {
@@ -430,16 +423,8 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
             let label = format!("azr (candle, f32, LoRA r={})", args.lora_rank);
             eprintln!("{label}: {shape} ...");
             let v = measure_in_child(&exe, args, shape, args.lora_rank)?;
-            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-            rows.push(vec![
-                label,
-                shape.clone(),
-                format!("{:.0}", f("tokens_per_s")),
-                format!("{:.2}", f("secs")),
-                format!("{:.0}", f("peak_rss_mib")),
-                // PyTorch does full fine-tuning: not the same work.
-                "-".into(),
-            ]);
+            // PyTorch does full fine-tuning: not the same work, so no ratio.
+            rows.push(azr_row(label, shape, &v, "-".into()));
             profile.push(profile_row(
                 format!("{shape} LoRA r={}", args.lora_rank),
                 &v["stats"],
@@ -479,6 +464,19 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// One azr row of the main table from a measurement child's output.
+fn azr_row(label: String, shape: &str, v: &serde_json::Value, ratio: String) -> Vec<String> {
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    vec![
+        label,
+        shape.to_string(),
+        format!("{:.0}", f("tokens_per_s")),
+        format!("{:.2}", f("secs")),
+        format!("{:.0}", f("peak_rss_mib")),
+        ratio,
+    ]
 }
 
 fn profile_row(label: String, st: &serde_json::Value) -> Vec<String> {
