@@ -54,37 +54,129 @@ impl CustomOp3 for DecodeAttention {
             candle_core::bail!("decode-attention: k/v rows must be contiguous");
         }
         let (k0, v0) = (kl.start_offset(), vl.start_offset());
+        // The AVX-512 path reads raw pointers: check the last row of the views once.
+        let last = |st: &[usize], o: usize| {
+            o + (b - 1) * st[0] + (h - 1) * st[1] + (s.max(1) - 1) * st[2] + d
+        };
+        if b > 0 && h > 0 && (last(kst, k0) > k.len() || last(vst, v0) > v.len()) {
+            candle_core::bail!("decode-attention: the cache views reach past their storage");
+        }
         let mut out = vec![0f32; b * h * g * d];
+        let avx512 = crate::decode_matmul::enabled() && matches!(d, 64 | 128);
         out.par_chunks_mut(g * d).enumerate().for_each(|(bh, out)| {
             let (bi, hi) = (bh / h, bh % h);
             let first = self.pad[bi].min(s);
-            let kbase = k0 + bi * kst[0] + hi * kst[1];
-            let vbase = v0 + bi * vst[0] + hi * vst[1];
-            let mut scores = vec![0f32; s - first];
-            for gi in 0..g {
-                let qrow = &q[q0 + (bh * g + gi) * d..][..d];
-                let mut max = f32::NEG_INFINITY;
-                for (j, sc) in scores.iter_mut().enumerate() {
-                    let krow = &k[kbase + (first + j) * kst[2]..][..d];
-                    *sc = dot(qrow, krow) * self.scale;
-                    max = max.max(*sc);
-                }
-                let mut sum = 0f32;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                let orow = &mut out[gi * d..][..d];
-                for (j, &p) in scores.iter().enumerate() {
-                    let vrow = &v[vbase + (first + j) * vst[2]..][..d];
-                    let w = p / sum;
-                    for (o, &x) in orow.iter_mut().zip(vrow) {
-                        *o += w * x;
+            let kbase = k0 + bi * kst[0] + hi * kst[1] + first * kst[2];
+            let vbase = v0 + bi * vst[0] + hi * vst[1] + first * vst[2];
+            let q = &q[q0 + bh * g * d..][..g * d];
+            let (k, v) = (&k[kbase..], &v[vbase..]);
+            let keys = s - first;
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: AVX-512F was detected; the bounds were checked above.
+                unsafe {
+                    if d == 64 {
+                        attend_avx512::<4>(q, k, kst[2], v, vst[2], keys, self.scale, out);
+                    } else {
+                        attend_avx512::<8>(q, k, kst[2], v, vst[2], keys, self.scale, out);
                     }
                 }
+                return;
             }
+            let _ = avx512;
+            attend(q, k, kst[2], v, vst[2], keys, d, self.scale, out);
         });
         Ok((CpuStorage::F32(out), Shape::from((b, h, g, d))))
+    }
+}
+
+/// One (row, kv head): `out[g] = softmax(q[g] . k^T * scale) v` for each of its query heads.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    kstride: usize,
+    v: &[f32],
+    vstride: usize,
+    keys: usize,
+    d: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let mut scores = vec![0f32; keys];
+    for (qrow, orow) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mut max = f32::NEG_INFINITY;
+        for (j, sc) in scores.iter_mut().enumerate() {
+            *sc = dot(qrow, &k[j * kstride..][..d]) * scale;
+            max = max.max(*sc);
+        }
+        let sum = exp_and_sum(&mut scores, max);
+        for (j, &p) in scores.iter().enumerate() {
+            let w = p / sum;
+            for (o, &x) in orow.iter_mut().zip(&v[j * vstride..][..d]) {
+                *o += w * x;
+            }
+        }
+    }
+}
+
+fn exp_and_sum(scores: &mut [f32], max: f32) -> f32 {
+    let mut sum = 0f32;
+    for sc in scores.iter_mut() {
+        *sc = (*sc - max).exp();
+        sum += *sc;
+    }
+    sum
+}
+
+/// [`attend`] with `d = 16 * C`, the query (scores pass) and the output (values pass) of one
+/// head held in `C` AVX-512 registers. The baseline x86-64 target only vectorizes 4 lanes wide.
+///
+/// # Safety
+/// AVX-512F must be available; `k` and `v` hold `keys` rows at their strides, `d` floats each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_avx512<const C: usize>(
+    q: &[f32],
+    k: &[f32],
+    kstride: usize,
+    v: &[f32],
+    vstride: usize,
+    keys: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let d = 16 * C;
+    let mut scores = vec![0f32; keys];
+    for (qrow, orow) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mut qv = [_mm512_setzero_ps(); C];
+        for (c, x) in qv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(qrow.as_ptr().add(16 * c));
+        }
+        let mut max = f32::NEG_INFINITY;
+        for (j, sc) in scores.iter_mut().enumerate() {
+            let kr = k.as_ptr().add(j * kstride);
+            let mut acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+            for (c, x) in qv.iter().enumerate().skip(1) {
+                acc = _mm512_fmadd_ps(*x, _mm512_loadu_ps(kr.add(16 * c)), acc);
+            }
+            *sc = _mm512_reduce_add_ps(acc) * scale;
+            max = max.max(*sc);
+        }
+        let inv = 1.0 / exp_and_sum(&mut scores, max);
+        let mut ov = [_mm512_setzero_ps(); C];
+        for (j, &p) in scores.iter().enumerate() {
+            let vr = v.as_ptr().add(j * vstride);
+            let w = _mm512_set1_ps(p * inv);
+            for (c, o) in ov.iter_mut().enumerate() {
+                *o = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr.add(16 * c)), *o);
+            }
+        }
+        for (c, o) in ov.iter().enumerate() {
+            _mm512_storeu_ps(orow.as_mut_ptr().add(16 * c), *o);
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use candle_core::{IndexOp, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::model::{left_pad, KvCache, Model};
 use crate::tokenizer::Tokenizer;
@@ -203,12 +204,29 @@ pub fn generate_with_stats(
             rows = logits.to_vec2()?;
         }
         let mut next = vec![pad_id; live.len()];
-        for (r, row) in rows.iter().enumerate() {
-            let i = live[r];
-            if done[i] {
+        // Sampling reads the whole vocabulary of every row (exps, selection): in parallel over
+        // rows, each with its own generator, so the result does not depend on the threads.
+        let mut cache_row = vec![0; n];
+        for (r, &i) in live.iter().enumerate() {
+            cache_row[i] = r;
+        }
+        let mut jobs: Vec<(usize, &mut ChaCha8Rng)> = rngs
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| !done[*i])
+            .collect();
+        let mut picks = vec![None; n];
+        let sampled: Vec<(usize, (u32, f32))> = jobs
+            .par_iter_mut()
+            .map(|(i, rng)| (*i, sample(&rows[cache_row[*i]], params, rng)))
+            .collect();
+        for (i, pick) in sampled {
+            picks[i] = Some(pick);
+        }
+        for (r, &i) in live.iter().enumerate() {
+            let Some((tok, lp)) = picks[i] else {
                 continue;
-            }
-            let (tok, lp) = sample(row, params, &mut rngs[i]);
+            };
             let g = &mut out[i];
             g.tokens.push(tok);
             g.logprobs.push(lp);

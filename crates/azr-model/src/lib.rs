@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod config;
 mod decode_attention;
+pub mod decode_matmul;
 pub mod fetch;
 pub mod generate;
 pub mod lora;

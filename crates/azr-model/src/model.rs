@@ -28,10 +28,11 @@ use crate::weights::Weights;
 pub const MASK_VALUE: f32 = -1e9;
 
 /// Up to this many rows (batch x new tokens) a matmul uses the quantized inference weights when
-/// the model has them; above it, f32. Measured on 2 Zen 5 cores with SmolLM2-135M: Q8_0 decodes
-/// 76-101 tok/s at batch 1 and 116 at batch 8 against f32's 27-36 and 86, but f32 wins from
-/// batch ~16 up and in every prefill (candle's Q8_0 matmul does not scale with rows).
-pub const QUANTIZED_MAX_ROWS: usize = 8;
+/// the model has them; above it, f32. Measured on 2 Zen 5 cores with SmolLM2-135M (`azr bench
+/// generate`): Q8_0 decodes 120-134 tok/s at batch 1 and 135-144 at batch 2 against f32's 61
+/// and 91-102 with the decode kernel (`decode_matmul.rs`); they tie at 4, f32 wins from there
+/// up (candle's Q8_0 matmul does not scale with rows) and in every prefill.
+pub const QUANTIZED_MAX_ROWS: usize = 3;
 
 /// `y = x W^T + b`, with `W` stored `(out, in)` as in Hugging Face checkpoints.
 #[derive(Clone, Debug)]
@@ -55,15 +56,18 @@ impl Linear {
         }
     }
 
-    /// The inference path: the quantized weight when there is one and the input has at most
-    /// [`QUANTIZED_MAX_ROWS`] rows (no gradient), else `forward`.
+    /// The inference path (no gradient): the quantized weight when there is one and the input
+    /// has at most [`QUANTIZED_MAX_ROWS`] rows, the decode kernel for a few f32 rows
+    /// (`decode_matmul.rs`), else `forward`.
     fn forward_inference(&self, x: &Tensor) -> Result<Tensor> {
         let rows = x.elem_count() / x.dim(D::Minus1)?.max(1);
-        let q = match &self.quantized {
-            Some(q) if rows <= QUANTIZED_MAX_ROWS => q,
-            _ => return Ok(self.forward(x)?),
+        let y = match &self.quantized {
+            Some(q) if rows <= QUANTIZED_MAX_ROWS => q.forward(x)?,
+            _ => match crate::decode_matmul::matmul_xwt(x, &self.weight)? {
+                Some(y) => y,
+                None => return Ok(self.forward(x)?),
+            },
         };
-        let y = q.forward(x)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,

@@ -5,7 +5,9 @@
 //! stop here, so all batch sizes do the same work per row). Decode tok/s counts generated tokens
 //! of all rows per second of decode steps (forward + sampling).
 //!
-//! Rows: our engine with f32 weights and with Q8_0 inference copies (`--weights`), and the anchor,
+//! Rows: our engine with f32 weights and with Q8_0 inference copies (`--weights`), the same f32
+//! engine with azr's AVX-512 decode kernels off (`generic`: candle's gemm and a portable attention
+//! loop, i.e. the naive-candle baseline), and the anchor,
 //! llama.cpp (through llama-cpp-python) on the same GGUF and prompt at batch 1 with the same
 //! number of threads. llama-cpp-python lives in a private venv, `$XDG_CACHE_HOME/azr/venvs/
 //! llama-cpp` (else `~/.cache/azr/venvs/llama-cpp`); the bench creates it when missing and says
@@ -34,8 +36,9 @@ pub struct GenerateBenchArgs {
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
-    /// Weight formats to measure: f32 (the default engine) and q8 (Q8_0 copies for inference).
-    #[arg(long, value_delimiter = ',', default_value = "f32,q8")]
+    /// Engines to measure: f32 (the default), q8 (Q8_0 copies for inference at batch <= 3), and
+    /// generic (f32 without azr's AVX-512 decode kernels: the baseline).
+    #[arg(long, value_delimiter = ',', default_value = "f32,q8,generic")]
     weights: Vec<String>,
     /// Skip the llama.cpp anchor (and its one-time install).
     #[arg(long)]
@@ -83,6 +86,10 @@ fn llama_cpp_python() -> Result<std::path::PathBuf> {
         .context("no XDG_CACHE_HOME or HOME for the llama.cpp venv")?;
     let venv = base.join("azr").join("venvs").join("llama-cpp");
     let python = venv.join("bin").join("python");
+    // llama.cpp is compiled for this CPU; the build records for which, so a cache directory
+    // moved to another machine (or a VM whose CPU changed) rebuilds instead of crashing.
+    let cmake_args = llama_cpp_cmake_args();
+    let stamp = venv.join("azr-cmake-args");
     let has_it = |py: &std::path::Path| {
         Command::new(py)
             .args(["-c", "import llama_cpp"])
@@ -90,8 +97,17 @@ fn llama_cpp_python() -> Result<std::path::PathBuf> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if has_it(&python) {
+    let built_here = std::fs::read_to_string(&stamp).is_ok_and(|s| s == cmake_args);
+    if built_here && has_it(&python) {
         return Ok(python);
+    }
+    if venv.exists() {
+        eprintln!(
+            "the llama.cpp anchor in {} was built for another CPU or incompletely: rebuilding",
+            venv.display()
+        );
+        std::fs::remove_dir_all(&venv)
+            .with_context(|| format!("removing the stale venv {}", venv.display()))?;
     }
     eprintln!(
         "installing {LLAMA_CPP_PYTHON} into {} for the llama.cpp anchor \
@@ -110,6 +126,7 @@ fn llama_cpp_python() -> Result<std::path::PathBuf> {
     );
     let status = Command::new(&python)
         .args(["-m", "pip", "install", "--no-cache-dir", LLAMA_CPP_PYTHON])
+        .env("CMAKE_ARGS", &cmake_args)
         .stdout(std::process::Stdio::from(std::io::stderr()))
         .status()
         .context("running pip install llama-cpp-python")?;
@@ -118,7 +135,39 @@ fn llama_cpp_python() -> Result<std::path::PathBuf> {
         "installing {LLAMA_CPP_PYTHON} into {} failed (see pip's output above)",
         venv.display()
     );
+    std::fs::write(&stamp, &cmake_args)
+        .with_context(|| format!("writing {}", stamp.display()))?;
     Ok(python)
+}
+
+/// llama.cpp's build flags: its SIMD kernels for the instruction sets this CPU reports, but
+/// never AMX. `-march=native` (llama.cpp's default) turns AMX on where the CPU advertises it,
+/// and some VMs (this project's CI among them) advertise AMX without enabling its register
+/// state, so the anchor died with SIGILL on its first `tilezero`.
+fn llama_cpp_cmake_args() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let has = |f: &str| flags.contains(&f);
+    let mut args = vec!["-DGGML_NATIVE=OFF".to_string()];
+    for (flag, option) in [
+        ("avx", "GGML_AVX"),
+        ("avx2", "GGML_AVX2"),
+        ("fma", "GGML_FMA"),
+        ("f16c", "GGML_F16C"),
+        ("bmi2", "GGML_BMI2"),
+        ("avx_vnni", "GGML_AVX_VNNI"),
+        ("avx512f", "GGML_AVX512"),
+        ("avx512vbmi", "GGML_AVX512_VBMI"),
+        ("avx512_vnni", "GGML_AVX512_VNNI"),
+        ("avx512_bf16", "GGML_AVX512_BF16"),
+    ] {
+        args.push(format!("-D{option}={}", if has(flag) { "ON" } else { "OFF" }));
+    }
+    args.join(" ")
 }
 
 /// The anchor row, or a row saying why it is missing.
@@ -137,7 +186,8 @@ fn llama_cpp_row(path: &std::path::Path, prompt: &str, n_new: usize) -> Vec<Stri
             .context("running the llama.cpp anchor")?;
         anyhow::ensure!(
             out.status.success(),
-            "the llama.cpp anchor failed: {}",
+            "the llama.cpp anchor failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .last()
@@ -195,11 +245,12 @@ pub fn run(args: &GenerateBenchArgs) -> Result<()> {
     let mut rows = vec![];
     for weights in &args.weights {
         let quant = match weights.as_str() {
-            "f32" => None,
+            "f32" | "generic" => None,
             "q8" => Some(candle_core::quantized::GgmlDType::Q8_0),
-            other => anyhow::bail!("unknown --weights {other:?} (f32, q8)"),
+            other => anyhow::bail!("unknown --weights {other:?} (f32, q8, generic)"),
         };
         lm.model.quantize_for_inference(quant)?;
+        azr_model::decode_matmul::set_enabled(weights != "generic");
         // Warm-up: first-touch page faults and thread-pool start-up are not throughput.
         let warm = SamplingParams {
             max_new_tokens: 4,
