@@ -104,6 +104,13 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// A method, so closures capture the `Sync` wrapper and not its raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 fn run(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
     if m == 0 || n == 0 {
@@ -115,7 +122,6 @@ fn run(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
     let per_task = n.div_ceil(threads * 8).next_multiple_of(4).clamp(4, 256);
     let ptr = OutPtr(out.as_mut_ptr());
     (0..n.div_ceil(per_task)).into_par_iter().for_each(|task| {
-        let ptr = ptr;
         let n0 = task * per_task;
         let n1 = (n0 + per_task).min(n);
         for j in (n0..n1).step_by(4) {
@@ -131,7 +137,7 @@ fn run(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
                         x.as_ptr().add(i * k),
                         w.as_ptr().add(j * k),
                         k,
-                        ptr.0.add(i * n + j),
+                        ptr.get().add(i * n + j),
                         n,
                     )
                 };
