@@ -70,39 +70,51 @@ impl CustomOp3 for DecodeAttention {
             let vbase = v0 + bi * vst[0] + hi * vst[1] + first * vst[2];
             let q = &q[q0 + bh * g * d..][..g * d];
             let (k, v) = (&k[kbase..], &v[vbase..]);
-            let keys = s - first;
+            let cache = HeadCache {
+                k,
+                kstride: kst[2],
+                v,
+                vstride: vst[2],
+                keys: s - first,
+            };
             #[cfg(target_arch = "x86_64")]
             if avx512 {
                 // SAFETY: AVX-512F was detected; the bounds were checked above.
                 unsafe {
                     if d == 64 {
-                        attend_avx512::<4>(q, k, kst[2], v, vst[2], keys, self.scale, out);
+                        attend_avx512::<4>(q, &cache, self.scale, out);
                     } else {
-                        attend_avx512::<8>(q, k, kst[2], v, vst[2], keys, self.scale, out);
+                        attend_avx512::<8>(q, &cache, self.scale, out);
                     }
                 }
                 return;
             }
             let _ = avx512;
-            attend(q, k, kst[2], v, vst[2], keys, d, self.scale, out);
+            attend(q, &cache, d, self.scale, out);
         });
         Ok((CpuStorage::F32(out), Shape::from((b, h, g, d))))
     }
 }
 
-/// One (row, kv head): `out[g] = softmax(q[g] . k^T * scale) v` for each of its query heads.
-#[allow(clippy::too_many_arguments)]
-fn attend(
-    q: &[f32],
-    k: &[f32],
+/// The cached keys and values of one (row, kv head): `keys` rows at their strides.
+#[derive(Clone, Copy)]
+struct HeadCache<'a> {
+    k: &'a [f32],
     kstride: usize,
-    v: &[f32],
+    v: &'a [f32],
     vstride: usize,
     keys: usize,
-    d: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
+}
+
+/// One (row, kv head): `out[g] = softmax(q[g] . k^T * scale) v` for each of its query heads.
+fn attend(q: &[f32], head: &HeadCache, d: usize, scale: f32, out: &mut [f32]) {
+    let HeadCache {
+        k,
+        kstride,
+        v,
+        vstride,
+        keys,
+    } = *head;
     let mut scores = vec![0f32; keys];
     for (qrow, orow) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let mut max = f32::NEG_INFINITY;
@@ -136,18 +148,15 @@ fn exp_and_sum(scores: &mut [f32], max: f32) -> f32 {
 /// AVX-512F must be available; `k` and `v` hold `keys` rows at their strides, `d` floats each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn attend_avx512<const C: usize>(
-    q: &[f32],
-    k: &[f32],
-    kstride: usize,
-    v: &[f32],
-    vstride: usize,
-    keys: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
+unsafe fn attend_avx512<const C: usize>(q: &[f32], head: &HeadCache, scale: f32, out: &mut [f32]) {
     use std::arch::x86_64::*;
+    let HeadCache {
+        k,
+        kstride,
+        v,
+        vstride,
+        keys,
+    } = *head;
     let d = 16 * C;
     let mut scores = vec![0f32; keys];
     for (qrow, orow) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)) {

@@ -135,8 +135,7 @@ fn llama_cpp_python() -> Result<std::path::PathBuf> {
         "installing {LLAMA_CPP_PYTHON} into {} failed (see pip's output above)",
         venv.display()
     );
-    std::fs::write(&stamp, &cmake_args)
-        .with_context(|| format!("writing {}", stamp.display()))?;
+    std::fs::write(&stamp, &cmake_args).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(python)
 }
 
@@ -165,7 +164,10 @@ fn llama_cpp_cmake_args() -> String {
         ("avx512_vnni", "GGML_AVX512_VNNI"),
         ("avx512_bf16", "GGML_AVX512_BF16"),
     ] {
-        args.push(format!("-D{option}={}", if has(flag) { "ON" } else { "OFF" }));
+        args.push(format!(
+            "-D{option}={}",
+            if has(flag) { "ON" } else { "OFF" }
+        ));
     }
     args.join(" ")
 }
