@@ -204,3 +204,43 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     sum
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avx512_kernel_matches_the_portable_one() {
+        if !crate::decode_matmul::enabled() {
+            eprintln!("no AVX-512F here: only the portable kernel runs");
+            return;
+        }
+        for (d, g, keys, stride) in [(64, 3, 1, 64), (64, 7, 37, 192), (128, 2, 200, 128)] {
+            let val = |i: usize, m: usize| ((i * m % 89) as f32 - 44.0) / 20.0;
+            let q: Vec<f32> = (0..g * d).map(|i| val(i, 13)).collect();
+            let k: Vec<f32> = (0..keys * stride).map(|i| val(i, 29)).collect();
+            let v: Vec<f32> = (0..keys * stride).map(|i| val(i, 41)).collect();
+            let head = HeadCache {
+                k: &k,
+                kstride: stride,
+                v: &v,
+                vstride: stride,
+                keys,
+            };
+            let mut want = vec![0f32; g * d];
+            attend(&q, &head, d, 0.125, &mut want);
+            let mut got = vec![0f32; g * d];
+            // SAFETY: AVX-512F was detected; k and v hold `keys` rows of `stride >= d` floats.
+            unsafe {
+                if d == 64 {
+                    attend_avx512::<4>(&q, &head, 0.125, &mut got);
+                } else {
+                    attend_avx512::<8>(&q, &head, 0.125, &mut got);
+                }
+            }
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "d {d}: {a} vs {b}");
+            }
+        }
+    }
+}
