@@ -174,7 +174,7 @@ unsafe fn attend_avx512<const C: usize>(q: &[f32], head: &HeadCache, scale: f32,
             *sc = _mm512_reduce_add_ps(acc) * scale;
             max = max.max(*sc);
         }
-        let inv = 1.0 / exp_and_sum(&mut scores, max);
+        let inv = 1.0 / crate::vexp::exp_in_place(&mut scores, max, 1.0);
         let mut ov = [_mm512_setzero_ps(); C];
         for (j, &p) in scores.iter().enumerate() {
             let vr = v.as_ptr().add(j * vstride);

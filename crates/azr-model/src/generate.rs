@@ -277,7 +277,7 @@ pub fn generate_with_stats(
 pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32) {
     // log-softmax at temperature 1, for the returned log-prob.
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let log_z = max + crate::vexp::exp_sum(logits, max, 1.0).ln();
     let tok = if params.temperature <= 0.0 {
         argmax(logits)
     } else {
@@ -305,7 +305,8 @@ fn sample_tempered(logits: &[f32], params: &SamplingParams, max: f32, rng: &mut 
         params.top_k.min(vocab)
     };
     // Unnormalized probabilities at the sampling temperature.
-    let weights: Vec<f32> = logits.iter().map(|&l| ((l - max) * inv_t).exp()).collect();
+    let mut weights = logits.to_vec();
+    crate::vexp::exp_in_place(&mut weights, max, inv_t);
     if top_k == vocab && params.top_p >= 1.0 {
         return draw(rng, weights.iter().copied().enumerate());
     }

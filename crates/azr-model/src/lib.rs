@@ -25,6 +25,7 @@ pub mod model;
 pub mod tiny;
 pub mod tokenizer;
 pub mod train;
+mod vexp;
 pub mod weights;
 
 use std::fs::File;
