@@ -97,6 +97,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?)
     };
 
+    let started = std::time::Instant::now();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -120,7 +121,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
                 }
-                Progress::Checked { .. } => {}
+                // A line per benchmark, also where the bar is hidden (logs, nohup runs).
+                Progress::Checked { benchmark, n } => bar.suspend(|| {
+                    tracing::info!(
+                        "{}: {n} problems generated and checked, {:.0} s since the start",
+                        benchmark.name(),
+                        started.elapsed().as_secs_f64()
+                    )
+                }),
             },
         )?;
     bar.finish_and_clear();
