@@ -62,7 +62,10 @@ mod avx512 {
         let mut acc = _mm512_setzero_ps();
         let mut chunks = xs.chunks_exact_mut(16);
         for c in &mut chunks {
-            let e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(c.as_ptr()), s), k));
+            let e = exp16(_mm512_mul_ps(
+                _mm512_sub_ps(_mm512_loadu_ps(c.as_ptr()), s),
+                k,
+            ));
             _mm512_storeu_ps(c.as_mut_ptr(), e);
             acc = _mm512_add_ps(acc, e);
         }
@@ -114,7 +117,10 @@ mod tests {
             let want = ((x - 3.0) as f64).exp();
             want_sum += want;
             if want > 1e-37 {
-                assert!(((*g as f64) - want).abs() <= 4e-7 * want, "exp({x}-3): {g} vs {want}");
+                assert!(
+                    ((*g as f64) - want).abs() <= 4e-7 * want,
+                    "exp({x}-3): {g} vs {want}"
+                );
             }
         }
         assert!((sum as f64 - want_sum).abs() <= 1e-5 * want_sum);
