@@ -356,6 +356,18 @@ pub struct ForwardCtx {
     pad: Vec<usize>,
 }
 
+impl ForwardCtx {
+    /// RoPE cos/sin for the chunk's positions, `(B, 1, T, head_dim / 2)`, contiguous.
+    pub fn rope_tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
+    }
+
+    /// Each row's left padding.
+    pub fn pad(&self) -> &[usize] {
+        &self.pad
+    }
+}
+
 impl Model {
     /// Builds the model from Hugging Face-named f32 tensors, checking every shape.
     pub fn from_weights(cfg: &ModelConfig, weights: &Weights, device: &Device) -> Result<Self> {

@@ -127,6 +127,7 @@ fn micro_batches_and_recompute_give_the_same_gradient() {
     };
     let (one, g1) = grads(TrainConfig {
         micro_batch_tokens: 1 << 20,
+        recompute: true,
         ..fd_config()
     });
     let (split, g2) = grads(TrainConfig {

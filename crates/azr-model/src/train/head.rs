@@ -14,6 +14,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
+use super::kernels::{matmul, Mat};
+
 /// Per-token loss settings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TokenLoss {
@@ -74,42 +76,77 @@ pub(crate) fn head_backward(
         bail!("{n} hidden rows but {} targets", toks.targets.len());
     }
     let chunk = chunk.max(1);
-    let wt = w.t()?;
-    let mut grad_h = Vec::with_capacity(n.div_ceil(chunk));
-    for start in (0..n).step_by(chunk) {
-        let c = chunk.min(n - start);
-        let h_c = h.narrow(0, start, c)?;
-        let mut buf = h_c.matmul(&wt)?.flatten_all()?.to_vec1::<f32>()?;
-        let stats: Vec<TokenStat> = buf
-            .par_chunks_mut(vocab)
-            .enumerate()
-            .map(|(i, z)| {
-                let j = start + i;
-                token_row(
+    let h = h.contiguous()?;
+    let mut grad_h = vec![0f32; n * hidden];
+    with_cpu_slice(&h, |h| {
+        with_cpu_slice(&w.contiguous()?, |w| {
+            // One chunk's logits, turned into dL/dlogits in place.
+            let mut buf = vec![0f32; chunk.min(n) * vocab];
+            for start in (0..n).step_by(chunk) {
+                let c = chunk.min(n - start);
+                let h_c = &h[start * hidden..(start + c) * hidden];
+                let z = &mut buf[..c * vocab];
+                matmul(
+                    c,
+                    vocab,
+                    hidden,
                     z,
-                    toks.targets[j] as usize,
-                    toks.old_logprobs[j],
-                    toks.advantages[j],
-                    loss,
-                )
-            })
-            .collect::<Result<_>>()?;
-        for s in &stats {
-            sums.loss += s.loss;
-            sums.entropy += s.entropy;
-            sums.logprob += s.logprob;
-            sums.clipped += s.clipped as usize;
-            sums.kl += s.kl;
-            sums.tokens += 1;
-        }
-        let dlogits = Tensor::from_vec(buf, (c, vocab), h.device())?;
-        grad_h.push(dlogits.matmul(w)?);
-        if let Some(grad_w) = grad_w.as_deref_mut() {
-            let gw = dlogits.t()?.matmul(&h_c)?;
-            add_into(grad_w, &gw)?;
-        }
-    }
-    Ok(Tensor::cat(&grad_h, 0)?)
+                    false,
+                    Mat::rows(h_c, hidden),
+                    Mat::t(w, hidden),
+                    true,
+                )?;
+                let stats: Vec<TokenStat> = z
+                    .par_chunks_mut(vocab)
+                    .enumerate()
+                    .map(|(i, z)| {
+                        let j = start + i;
+                        token_row(
+                            z,
+                            toks.targets[j] as usize,
+                            toks.old_logprobs[j],
+                            toks.advantages[j],
+                            loss,
+                        )
+                    })
+                    .collect::<Result<_>>()?;
+                for s in &stats {
+                    sums.loss += s.loss;
+                    sums.entropy += s.entropy;
+                    sums.logprob += s.logprob;
+                    sums.clipped += s.clipped as usize;
+                    sums.kl += s.kl;
+                    sums.tokens += 1;
+                }
+                // dh = dz W; dW += dz^T h, straight into the buffer.
+                let gh = &mut grad_h[start * hidden..(start + c) * hidden];
+                matmul(
+                    c,
+                    hidden,
+                    vocab,
+                    gh,
+                    false,
+                    Mat::rows(z, vocab),
+                    Mat::rows(w, hidden),
+                    true,
+                )?;
+                if let Some(grad_w) = grad_w.as_deref_mut() {
+                    matmul(
+                        vocab,
+                        hidden,
+                        c,
+                        grad_w,
+                        true,
+                        Mat::t(z, vocab),
+                        Mat::rows(h_c, hidden),
+                        true,
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    })?;
+    Ok(Tensor::from_vec(grad_h, (n, hidden), h.device())?)
 }
 
 /// One token: turns its logits `z` into `dL/dz` in place and returns its statistics.

@@ -12,8 +12,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-/// Rows per rayon task for row-wise ops (keeps tasks ~tens of microseconds).
-const MIN_ROWS: usize = 16;
+use super::kernels::{self, MIN_ROWS};
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
@@ -156,18 +155,8 @@ impl CustomOp2 for RmsNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous(s1, l1, "rms_norm")?;
         let w = contiguous(s2, l2, "rms_norm")?;
-        let d = w.len();
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d)
-            .zip(x.par_chunks(d))
-            .with_min_len(MIN_ROWS)
-            .for_each(|(y, x)| {
-                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                let den = (ms + self.eps).sqrt();
-                for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                    *y = x / den * w;
-                }
-            });
+        kernels::rms_norm(x, w, self.eps, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -183,38 +172,8 @@ impl CustomOp2 for RmsNorm {
             with_f32(w, |w| {
                 with_f32(grad, |g| {
                     let mut dx = vec![0f32; x.len()];
-                    // Partial sums of dw over fixed blocks of rows, added in block order: the
-                    // result does not depend on how rayon splits the work, so a resumed run
-                    // reproduces the uninterrupted one bit for bit.
-                    let block = MIN_ROWS * d;
-                    let partials: Vec<Vec<f32>> = dx
-                        .par_chunks_mut(block)
-                        .zip(x.par_chunks(block).zip(g.par_chunks(block)))
-                        .map(|(dx, (x, g))| {
-                            let mut acc = vec![0f32; d];
-                            for (dx, (x, g)) in dx.chunks_mut(d).zip(x.chunks(d).zip(g.chunks(d))) {
-                                let ms = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                                let r = 1.0 / (ms + self.eps).sqrt();
-                                // dot = mean(g * w * x)
-                                let mut dot = 0f32;
-                                for i in 0..d {
-                                    dot += g[i] * w[i] * x[i];
-                                    acc[i] += g[i] * x[i] * r;
-                                }
-                                let c = dot / d as f32 * r * r;
-                                for i in 0..d {
-                                    dx[i] = r * (g[i] * w[i] - x[i] * c);
-                                }
-                            }
-                            acc
-                        })
-                        .collect();
                     let mut dw = vec![0f32; d];
-                    for p in &partials {
-                        for (a, b) in dw.iter_mut().zip(p) {
-                            *a += b;
-                        }
-                    }
+                    kernels::rms_norm_backward(x, w, self.eps, g, &mut dx, &mut dw);
                     Ok((dx, dw))
                 })
             })
@@ -250,58 +209,11 @@ struct Rope {
 impl Rope {
     fn run(&self, x: &[f32], dims: (usize, usize, usize, usize)) -> Result<Vec<f32>> {
         // dims are always (B, T, H, D) of the *rotated positions* layout.
-        let (_, t, h, d) = dims;
-        let half = d / 2;
         with_f32(&self.cos, |cos| {
             with_f32(&self.sin, |sin| {
-                let mut out = vec![0f32; x.len()];
-                let sign = if self.inverse { -1f32 } else { 1f32 };
-                // One task per (b, h): writes a (T, D) block of the (B, H, T, D) layout, or
-                // reads one; both layouts are addressed explicitly.
-                let blocks: Vec<(usize, &mut [f32])> = if self.forward {
-                    out.chunks_mut(t * d).enumerate().collect()
-                } else {
-                    // Backward: output is (B, T, H, D); split by b only and loop inside.
-                    out.chunks_mut(t * h * d).enumerate().collect()
-                };
-                blocks.into_par_iter().for_each(|(i, o)| {
-                    if self.forward {
-                        let (bi, hi) = (i / h, i % h);
-                        for ti in 0..t {
-                            let src = &x[((bi * t + ti) * h + hi) * d..][..d];
-                            let dst = &mut o[ti * d..][..d];
-                            let c = &cos[(bi * t + ti) * half..][..half];
-                            let s = &sin[(bi * t + ti) * half..][..half];
-                            rotate(src, dst, c, s, sign);
-                        }
-                    } else {
-                        let bi = i;
-                        for ti in 0..t {
-                            let c = &cos[(bi * t + ti) * half..][..half];
-                            let s = &sin[(bi * t + ti) * half..][..half];
-                            for hi in 0..h {
-                                let src = &x[((bi * h + hi) * t + ti) * d..][..d];
-                                let dst = &mut o[(ti * h + hi) * d..][..d];
-                                rotate(src, dst, c, s, sign);
-                            }
-                        }
-                    }
-                });
-                Ok(out)
+                Ok(kernels::rope(x, dims, cos, sin, self.forward, self.inverse))
             })
         })
-    }
-}
-
-#[inline]
-fn rotate(src: &[f32], dst: &mut [f32], c: &[f32], s: &[f32], sign: f32) {
-    let half = c.len();
-    let (x1, x2) = src.split_at(half);
-    let (d1, d2) = dst.split_at_mut(half);
-    for j in 0..half {
-        let (cj, sj) = (c[j], sign * s[j]);
-        d1[j] = x1[j] * cj - x2[j] * sj;
-        d2[j] = x2[j] * cj + x1[j] * sj;
     }
 }
 
@@ -365,14 +277,7 @@ struct MaskedSoftmax {
 impl MaskedSoftmax {
     fn visible(&self, row: usize, rows_per_batch: usize, s: usize) -> (usize, usize) {
         let b = row / rows_per_batch;
-        let q = self.past + row % self.t;
-        let lo = self.pad[b];
-        let hi = (q + 1).min(s);
-        if lo >= hi {
-            (0, 0)
-        } else {
-            (lo, hi)
-        }
+        kernels::visible_keys(self.pad[b], self.past + row % self.t, s)
     }
 }
 
@@ -394,23 +299,8 @@ impl CustomOp1 for MaskedSoftmax {
             .enumerate()
             .with_min_len(MIN_ROWS)
             .for_each(|(row, (y, x))| {
-                let (lo, hi) = self.visible(row, per_batch, s);
-                if lo == hi {
-                    y.fill(1.0 / s as f32);
-                    return;
-                }
-                let xs = &x[lo..hi];
-                let m = xs.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v)) * self.scale;
-                let mut sum = 0f32;
-                for (y, x) in y[lo..hi].iter_mut().zip(xs) {
-                    let e = (x * self.scale - m).exp();
-                    *y = e;
-                    sum += e;
-                }
-                let inv = 1.0 / sum;
-                for y in &mut y[lo..hi] {
-                    *y *= inv;
-                }
+                y.copy_from_slice(x);
+                kernels::masked_softmax_row(y, self.visible(row, per_batch, s), self.scale);
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -424,10 +314,8 @@ impl CustomOp1 for MaskedSoftmax {
                     .zip(p.par_chunks(s).zip(g.par_chunks(s)))
                     .with_min_len(MIN_ROWS)
                     .for_each(|(dx, (p, g))| {
-                        let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum();
-                        for i in 0..s {
-                            dx[i] = self.scale * p[i] * (g[i] - dot);
-                        }
+                        dx.copy_from_slice(g);
+                        kernels::masked_softmax_row_backward(p, dx, self.scale)
                     });
                 Ok(dx)
             })
@@ -478,13 +366,7 @@ impl CustomOp2 for SwiGlu {
         let g = contiguous(s1, l1, "swiglu")?;
         let u = contiguous(s2, l2, "swiglu")?;
         let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(4096)
-            .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
-            .for_each(|(y, (g, u))| {
-                for i in 0..y.len() {
-                    y[i] = g[i] / (1.0 + (-g[i]).exp()) * u[i];
-                }
-            });
+        kernels::swiglu(g, u, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -498,21 +380,8 @@ impl CustomOp2 for SwiGlu {
         let (dg, du) = with_f32(g, |g| {
             with_f32(u, |u| {
                 with_f32(grad, |dy| {
-                    let mut dg = vec![0f32; g.len()];
-                    let mut du = vec![0f32; g.len()];
-                    dg.par_chunks_mut(4096)
-                        .zip(du.par_chunks_mut(4096))
-                        .enumerate()
-                        .for_each(|(c, (dg, du))| {
-                            let o = c * 4096;
-                            for i in 0..dg.len() {
-                                let (gi, ui, di) = (g[o + i], u[o + i], dy[o + i]);
-                                let sig = 1.0 / (1.0 + (-gi).exp());
-                                let silu = gi * sig;
-                                du[i] = di * silu;
-                                dg[i] = di * ui * sig * (1.0 + gi * (1.0 - sig));
-                            }
-                        });
+                    let (mut dg, mut du) = (g.to_vec(), u.to_vec());
+                    kernels::swiglu_backward(&mut dg, &mut du, dy);
                     Ok((dg, du))
                 })
             })

@@ -45,9 +45,10 @@ pub struct TrainBenchArgs {
     /// Padded tokens per micro-batch.
     #[arg(long, default_value_t = TrainConfig::default().micro_batch_tokens)]
     micro_batch_tokens: usize,
-    /// Keep every layer's graph instead of recomputing it in the backward.
+    /// Recompute each layer in the backward instead of keeping its activations (less memory,
+    /// slower).
     #[arg(long)]
-    no_recompute: bool,
+    recompute: bool,
     /// Skip the PyTorch anchor (and its one-time install).
     #[arg(long)]
     no_anchor: bool,
@@ -77,7 +78,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize)> {
 fn train_config(args: &TrainBenchArgs) -> TrainConfig {
     TrainConfig {
         micro_batch_tokens: args.micro_batch_tokens,
-        recompute: !args.no_recompute,
+        recompute: args.recompute,
         lora: azr_model::LoraConfig {
             rank: args.lora_rank,
             ..Default::default()
@@ -98,8 +99,8 @@ fn measure_in_child(
     cmd.args(["--steps", &args.steps.to_string()]);
     cmd.args(["--micro-batch-tokens", &args.micro_batch_tokens.to_string()]);
     cmd.args(["--lora-rank", &lora_rank.to_string()]);
-    if args.no_recompute {
-        cmd.arg("--no-recompute");
+    if args.recompute {
+        cmd.arg("--recompute");
     }
     let out = cmd.output().context("running the measurement child")?;
     if !out.status.success() {

@@ -1,0 +1,714 @@
+//! One decoder block's forward and backward, written by hand over f32 slices.
+//!
+//! candle's autograd runs a layer's backward as one pass per graph node, zero-fills and adds a
+//! gradient buffer for each, and always computes both operands' gradients of a matmul; on
+//! SmolLM2-135M that made the layer backward two thirds of an update. Here the backward is the
+//! chain rule written out: every product is one `gemm` call whose weight gradient accumulates
+//! straight into the trainer's buffer, and the elementwise work is a handful of passes.
+//!
+//! The block (`x: (B*T, hidden)` rows, heads `H`, kv heads `Hkv`, `G = H / Hkv`):
+//! ```text
+//! h1 = rms(x) * w_in          q, k, v = h1 Wq^T + bq, h1 Wk^T + bk, h1 Wv^T + bv
+//! (Qwen3: q, k = rms(q) * w_qn, rms(k) * w_kn per head)
+//! qr, kr = rope(q), rope(k)   P = masked_softmax(qr kr^T / sqrt(Dh))   att = P v
+//! x2 = x + att Wo^T           h2 = rms(x2) * w_post
+//! y = x2 + (silu(h2 Wg^T) * h2 Wu^T) Wd^T
+//! ```
+//! [`Saved`] keeps what the backward cannot recompute cheaply: the projections after RoPE, the
+//! attention output, `x2`, and the MLP's gate and up activations. The norms' outputs, SwiGLU's
+//! output and the attention probabilities are recomputed (the last per tile of 64 queries, so
+//! a `(64, T)` block exists per thread, never `(B, H, T, T)`).
+//!
+//! Tested against candle's autograd over [`crate::model::Model::block_forward`] (values and every
+//! gradient) on tiny Llama, Qwen2 and Qwen3 models.
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use super::kernels::{self, matmul, Mat};
+
+/// The shapes of one block run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub b: usize,
+    pub t: usize,
+    pub hidden: usize,
+    pub inter: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub eps: f32,
+}
+
+impl Dims {
+    fn rows(&self) -> usize {
+        self.b * self.t
+    }
+    fn q_width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+    fn kv_width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+    fn groups(&self) -> usize {
+        self.heads / self.kv_heads
+    }
+}
+
+/// Per-chunk tables shared by every layer: RoPE `cos`/`sin` `(B, T, Dh/2)` and each row's
+/// left padding.
+pub(crate) struct Attn<'a> {
+    pub cos: &'a [f32],
+    pub sin: &'a [f32],
+    pub pad: &'a [usize],
+}
+
+/// A block's weights; linear weights `(out, in)` row-major as in Hugging Face checkpoints.
+pub(crate) struct Weights<'a> {
+    pub input_norm: &'a [f32],
+    pub q: &'a [f32],
+    pub q_bias: Option<&'a [f32]>,
+    pub k: &'a [f32],
+    pub k_bias: Option<&'a [f32]>,
+    pub v: &'a [f32],
+    pub v_bias: Option<&'a [f32]>,
+    pub o: &'a [f32],
+    pub q_norm: Option<&'a [f32]>,
+    pub k_norm: Option<&'a [f32]>,
+    pub post_norm: &'a [f32],
+    pub gate: &'a [f32],
+    pub up: &'a [f32],
+    pub down: &'a [f32],
+}
+
+/// Gradient buffers matching [`Weights`]; the backward adds into them.
+pub(crate) struct Grads<'a> {
+    pub input_norm: &'a mut [f32],
+    pub q: &'a mut [f32],
+    pub q_bias: Option<&'a mut [f32]>,
+    pub k: &'a mut [f32],
+    pub k_bias: Option<&'a mut [f32]>,
+    pub v: &'a mut [f32],
+    pub v_bias: Option<&'a mut [f32]>,
+    pub o: &'a mut [f32],
+    pub q_norm: Option<&'a mut [f32]>,
+    pub k_norm: Option<&'a mut [f32]>,
+    pub post_norm: &'a mut [f32],
+    pub gate: &'a mut [f32],
+    pub up: &'a mut [f32],
+    pub down: &'a mut [f32],
+}
+
+/// What the backward needs from the forward (see the module documentation).
+pub(crate) struct Saved {
+    /// The block input `(B*T, hidden)`.
+    pub x: Vec<f32>,
+    /// Qwen3: q and k before their norms.
+    q_pre: Option<Vec<f32>>,
+    k_pre: Option<Vec<f32>>,
+    /// After RoPE, `(B, H, T, Dh)` and `(B, Hkv, T, Dh)`; v as `(B, Hkv, T, Dh)`.
+    qr: Vec<f32>,
+    kr: Vec<f32>,
+    vh: Vec<f32>,
+    /// Attention output `(B*T, H*Dh)`.
+    att: Vec<f32>,
+    x2: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+}
+
+/// `x W^T (+ bias)` for `x: (rows, in)` and `w: (out, in)`.
+fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>> {
+    let out = w.len() / inp;
+    let mut y = vec![0f32; rows * out];
+    matmul(
+        rows,
+        out,
+        inp,
+        &mut y,
+        false,
+        Mat::rows(x, inp),
+        Mat::t(w, inp),
+        true,
+    )?;
+    if let Some(b) = bias {
+        y.par_chunks_mut(out).for_each(|r| {
+            for (y, b) in r.iter_mut().zip(b) {
+                *y += b;
+            }
+        });
+    }
+    Ok(y)
+}
+
+/// The backward of [`linear`] for the output gradient `dy: (rows, out)`: adds `dy^T x` into
+/// `gw` and the column sums of `dy` into `gb`.
+fn linear_weight_grad(
+    dy: &[f32],
+    x: &[f32],
+    rows: usize,
+    inp: usize,
+    gw: &mut [f32],
+    gb: Option<&mut [f32]>,
+) -> Result<()> {
+    let out = gw.len() / inp;
+    matmul(
+        out,
+        inp,
+        rows,
+        gw,
+        true,
+        Mat::t(dy, out),
+        Mat::rows(x, inp),
+        true,
+    )?;
+    if let Some(gb) = gb {
+        kernels::add_column_sums(dy, out, gb);
+    }
+    Ok(())
+}
+
+fn add_in_place(acc: &mut [f32], x: &[f32]) {
+    acc.par_chunks_mut(1 << 14)
+        .zip(x.par_chunks(1 << 14))
+        .for_each(|(a, x)| a.iter_mut().zip(x).for_each(|(a, x)| *a += x));
+}
+
+fn check(w: &Weights<'_>, d: &Dims, ctx: &Attn<'_>, x: &[f32]) -> Result<()> {
+    let (h, i) = (d.hidden, d.inter);
+    let (qw, kw) = (d.q_width(), d.kv_width());
+    let ok = d.kv_heads > 0
+        && d.heads.is_multiple_of(d.kv_heads)
+        && d.head_dim.is_multiple_of(2)
+        && x.len() == d.rows() * h
+        && w.input_norm.len() == h
+        && w.post_norm.len() == h
+        && w.q.len() == qw * h
+        && w.k.len() == kw * h
+        && w.v.len() == kw * h
+        && w.o.len() == h * qw
+        && w.gate.len() == i * h
+        && w.up.len() == i * h
+        && w.down.len() == h * i
+        && w.q_bias.is_none_or(|b| b.len() == qw)
+        && w.k_bias.is_none_or(|b| b.len() == kw)
+        && w.v_bias.is_none_or(|b| b.len() == kw)
+        && w.q_norm.is_none_or(|n| n.len() == d.head_dim)
+        && w.k_norm.is_none_or(|n| n.len() == d.head_dim)
+        && w.q_norm.is_some() == w.k_norm.is_some()
+        && ctx.pad.len() == d.b
+        && ctx.cos.len() == d.rows() * d.head_dim / 2
+        && ctx.sin.len() == ctx.cos.len();
+    if !ok {
+        bail!("decoder block: weights, tables or input do not match the shapes {d:?}");
+    }
+    Ok(())
+}
+
+/// The block's output for input `x`, and what its backward needs. With `output = false` (a
+/// recompute inside the backward) the MLP's down projection, which the backward does not
+/// need, is skipped and the returned output is empty.
+pub(crate) fn forward(
+    w: &Weights<'_>,
+    d: &Dims,
+    ctx: &Attn<'_>,
+    x: Vec<f32>,
+    output: bool,
+) -> Result<(Vec<f32>, Saved)> {
+    check(w, d, ctx, &x)?;
+    let (n, h, dh) = (d.rows(), d.hidden, d.head_dim);
+    let mut h1 = vec![0f32; n * h];
+    kernels::rms_norm(&x, w.input_norm, d.eps, &mut h1);
+    let q = linear(&h1, n, h, w.q, w.q_bias)?;
+    let k = linear(&h1, n, h, w.k, w.k_bias)?;
+    let v = linear(&h1, n, h, w.v, w.v_bias)?;
+    drop(h1);
+    let head_norm = |t: Vec<f32>, norm: Option<&[f32]>| match norm {
+        Some(nw) => {
+            let mut out = vec![0f32; t.len()];
+            kernels::rms_norm(&t, nw, d.eps, &mut out);
+            (Some(t), out)
+        }
+        None => (None, t),
+    };
+    let (q_pre, q) = head_norm(q, w.q_norm);
+    let (k_pre, k) = head_norm(k, w.k_norm);
+    let qr = kernels::rope(&q, (d.b, d.t, d.heads, dh), ctx.cos, ctx.sin, true, false);
+    let kr = kernels::rope(
+        &k,
+        (d.b, d.t, d.kv_heads, dh),
+        ctx.cos,
+        ctx.sin,
+        true,
+        false,
+    );
+    drop((q, k));
+    let vh = kernels::transpose_heads(&v, (d.b, d.t, d.kv_heads, dh), true);
+    drop(v);
+    let heads = attention_forward(d, ctx, &qr, &kr, &vh)?;
+    let att = kernels::transpose_heads(&heads, (d.b, d.t, d.heads, dh), false);
+    drop(heads);
+
+    let mut x2 = linear(&att, n, d.q_width(), w.o, None)?;
+    add_in_place(&mut x2, &x);
+    let mut h2 = vec![0f32; n * h];
+    kernels::rms_norm(&x2, w.post_norm, d.eps, &mut h2);
+    let gate = linear(&h2, n, h, w.gate, None)?;
+    let up = linear(&h2, n, h, w.up, None)?;
+    drop(h2);
+    let y = if output {
+        let mut a = vec![0f32; gate.len()];
+        kernels::swiglu(&gate, &up, &mut a);
+        let mut y = linear(&a, n, d.inter, w.down, None)?;
+        add_in_place(&mut y, &x2);
+        y
+    } else {
+        Vec::new()
+    };
+    let saved = Saved {
+        x,
+        q_pre,
+        k_pre,
+        qr,
+        kr,
+        vh,
+        att,
+        x2,
+        gate,
+        up,
+    };
+    Ok((y, saved))
+}
+
+/// Query rows per attention tile: the queries `q0..q1` see keys `..q1` only (causal), so tiles
+/// skip most of the masked upper triangle (at T = 1024, 47% of the attention products).
+const TILE: usize = 64;
+
+/// The query tiles of one (row, kv head) task, as (first stacked row, `q0`, `q1`): the group's
+/// query heads are stacked `(G*T, Dh)`, head `gi`'s query `q` at row `gi * T + q`.
+fn tiles(d: &Dims) -> impl Iterator<Item = (usize, usize, usize)> {
+    let t = d.t;
+    (0..d.groups()).flat_map(move |gi| {
+        (0..t)
+            .step_by(TILE)
+            .map(move |q0| (gi * t + q0, q0, (q0 + TILE).min(t)))
+    })
+}
+
+/// The masked attention probabilities `(q1 - q0, q1)` of the queries `q0..q1` (`q`: their rows)
+/// over the keys `..q1` of `k: (T, Dh)`. A padding query (no visible key) gets a zero row: its
+/// output is never read, since no real query sees a padding key.
+fn tile_probs(
+    d: &Dims,
+    q: &[f32],
+    k: &[f32],
+    (q0, q1): (usize, usize),
+    pad: usize,
+) -> Result<Vec<f32>> {
+    let dh = d.head_dim;
+    let m = q1 - q0;
+    let mut p = vec![0f32; m * q1];
+    matmul(
+        m,
+        q1,
+        dh,
+        &mut p,
+        false,
+        Mat::rows(q, dh),
+        Mat::t(k, dh),
+        false,
+    )?;
+    let scale = 1.0 / (dh as f32).sqrt();
+    for (i, row) in p.chunks_mut(q1).enumerate() {
+        match kernels::visible_keys(pad, q0 + i, q1) {
+            (0, 0) => row.fill(0.0),
+            keys => kernels::masked_softmax_row(row, keys, scale),
+        }
+    }
+    Ok(p)
+}
+
+/// `P v` per (row, kv head), tile by tile: returns `(B, H, T, Dh)`.
+fn attention_forward(
+    d: &Dims,
+    ctx: &Attn<'_>,
+    qr: &[f32],
+    kr: &[f32],
+    vh: &[f32],
+) -> Result<Vec<f32>> {
+    let (t, dh) = (d.t, d.head_dim);
+    let r = d.groups() * t;
+    let mut out = vec![0f32; qr.len()];
+    out.par_chunks_mut(r * dh)
+        .enumerate()
+        .try_for_each(|(i, o)| -> Result<()> {
+            let q = &qr[i * r * dh..][..r * dh];
+            let k = &kr[i * t * dh..][..t * dh];
+            let v = &vh[i * t * dh..][..t * dh];
+            let pad = ctx.pad[i / d.kv_heads];
+            for (r0, q0, q1) in tiles(d) {
+                let m = q1 - q0;
+                let p = tile_probs(d, &q[r0 * dh..][..m * dh], k, (q0, q1), pad)?;
+                let o = &mut o[r0 * dh..][..m * dh];
+                matmul(
+                    m,
+                    dh,
+                    q1,
+                    o,
+                    false,
+                    Mat::rows(&p, q1),
+                    Mat::rows(v, dh),
+                    false,
+                )?;
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// The gradients of `qr`, `kr` and `vh` for the gradient `dout: (B, H, T, Dh)` of the
+/// attention output (the probabilities recomputed tile by tile).
+fn attention_backward(
+    d: &Dims,
+    ctx: &Attn<'_>,
+    s: &Saved,
+    dout: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (t, dh) = (d.t, d.head_dim);
+    let r = d.groups() * t;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let mut dq = vec![0f32; s.qr.len()];
+    let mut dk = vec![0f32; s.kr.len()];
+    let mut dv = vec![0f32; s.vh.len()];
+    dq.par_chunks_mut(r * dh)
+        .zip(dk.par_chunks_mut(t * dh).zip(dv.par_chunks_mut(t * dh)))
+        .enumerate()
+        .try_for_each(|(i, (dq, (dk, dv)))| -> Result<()> {
+            let q = &s.qr[i * r * dh..][..r * dh];
+            let k = &s.kr[i * t * dh..][..t * dh];
+            let v = &s.vh[i * t * dh..][..t * dh];
+            let go = &dout[i * r * dh..][..r * dh];
+            let pad = ctx.pad[i / d.kv_heads];
+            for (r0, q0, q1) in tiles(d) {
+                let m = q1 - q0;
+                let q_t = &q[r0 * dh..][..m * dh];
+                let go_t = &go[r0 * dh..][..m * dh];
+                let p = tile_probs(d, q_t, k, (q0, q1), pad)?;
+                // dv += P^T dO; dP = dO v^T, turned into dS in place by the softmax backward.
+                let dv = &mut dv[..q1 * dh];
+                matmul(
+                    q1,
+                    dh,
+                    m,
+                    dv,
+                    true,
+                    Mat::t(&p, q1),
+                    Mat::rows(go_t, dh),
+                    false,
+                )?;
+                let mut ds = vec![0f32; m * q1];
+                matmul(
+                    m,
+                    q1,
+                    dh,
+                    &mut ds,
+                    false,
+                    Mat::rows(go_t, dh),
+                    Mat::t(v, dh),
+                    false,
+                )?;
+                for (ds, p) in ds.chunks_mut(q1).zip(p.chunks(q1)) {
+                    kernels::masked_softmax_row_backward(p, ds, scale);
+                }
+                // dq = dS k; dk += dS^T q.
+                let dq_t = &mut dq[r0 * dh..][..m * dh];
+                matmul(
+                    m,
+                    dh,
+                    q1,
+                    dq_t,
+                    false,
+                    Mat::rows(&ds, q1),
+                    Mat::rows(k, dh),
+                    false,
+                )?;
+                let dk = &mut dk[..q1 * dh];
+                matmul(
+                    q1,
+                    dh,
+                    m,
+                    dk,
+                    true,
+                    Mat::t(&ds, q1),
+                    Mat::rows(q_t, dh),
+                    false,
+                )?;
+            }
+            Ok(())
+        })?;
+    Ok((dq, dk, dv))
+}
+
+/// The backward of [`forward`]: given `dy = dL/dy`, adds every weight's gradient into `g` and
+/// returns `dL/dx`.
+pub(crate) fn backward(
+    w: &Weights<'_>,
+    g: &mut Grads<'_>,
+    d: &Dims,
+    ctx: &Attn<'_>,
+    saved: Saved,
+    dy: &[f32],
+) -> Result<Vec<f32>> {
+    check(w, d, ctx, &saved.x)?;
+    if dy.len() != saved.x.len() {
+        bail!(
+            "decoder block backward: {} gradient values for {}",
+            dy.len(),
+            saved.x.len()
+        );
+    }
+    let (n, h, i, dh) = (d.rows(), d.hidden, d.inter, d.head_dim);
+    let (qw, kw) = (d.q_width(), d.kv_width());
+
+    // MLP: y = x2 + a Wd^T with a = silu(gate) * up.
+    let (mut gate, mut up) = (saved.gate, saved.up);
+    let mut a = vec![0f32; n * i];
+    kernels::swiglu(&gate, &up, &mut a);
+    linear_weight_grad(dy, &a, n, i, g.down, None)?;
+    let mut da = a;
+    matmul(
+        n,
+        i,
+        h,
+        &mut da,
+        false,
+        Mat::rows(dy, h),
+        Mat::rows(w.down, i),
+        true,
+    )?;
+    kernels::swiglu_backward(&mut gate, &mut up, &da);
+    drop(da);
+    let (dgate, dup) = (gate, up);
+    let x2 = saved.x2;
+    let mut h2 = vec![0f32; n * h];
+    kernels::rms_norm(&x2, w.post_norm, d.eps, &mut h2);
+    linear_weight_grad(&dgate, &h2, n, h, g.gate, None)?;
+    linear_weight_grad(&dup, &h2, n, h, g.up, None)?;
+    let mut dh2 = h2;
+    matmul(
+        n,
+        h,
+        i,
+        &mut dh2,
+        false,
+        Mat::rows(&dgate, i),
+        Mat::rows(w.gate, h),
+        true,
+    )?;
+    matmul(
+        n,
+        h,
+        i,
+        &mut dh2,
+        true,
+        Mat::rows(&dup, i),
+        Mat::rows(w.up, h),
+        true,
+    )?;
+    drop((dgate, dup));
+    let mut dx2 = vec![0f32; n * h];
+    kernels::rms_norm_backward(&x2, w.post_norm, d.eps, &dh2, &mut dx2, g.post_norm);
+    drop((x2, dh2));
+    add_in_place(&mut dx2, dy);
+
+    // Attention: x2 = x + att Wo^T.
+    linear_weight_grad(&dx2, &saved.att, n, qw, g.o, None)?;
+    let mut datt = saved.att;
+    matmul(
+        n,
+        qw,
+        h,
+        &mut datt,
+        false,
+        Mat::rows(&dx2, h),
+        Mat::rows(w.o, qw),
+        true,
+    )?;
+    let dheads = kernels::transpose_heads(&datt, (d.b, d.t, d.heads, dh), true);
+    drop(datt);
+    let parts = Saved {
+        att: Vec::new(),
+        x2: Vec::new(),
+        gate: Vec::new(),
+        up: Vec::new(),
+        ..saved
+    };
+    let (dqr, dkr, dvh) = attention_backward(d, ctx, &parts, &dheads)?;
+    drop(dheads);
+    let Saved {
+        x, q_pre, k_pre, ..
+    } = parts;
+    let dq = kernels::rope(&dqr, (d.b, d.t, d.heads, dh), ctx.cos, ctx.sin, false, true);
+    let dk = kernels::rope(
+        &dkr,
+        (d.b, d.t, d.kv_heads, dh),
+        ctx.cos,
+        ctx.sin,
+        false,
+        true,
+    );
+    let dv = kernels::transpose_heads(&dvh, (d.b, d.t, d.kv_heads, dh), false);
+    drop((dqr, dkr, dvh));
+    let head_norm_backward = |dt: Vec<f32>,
+                              pre: Option<Vec<f32>>,
+                              nw: Option<&[f32]>,
+                              gn: Option<&mut [f32]>|
+     -> Result<Vec<f32>> {
+        match (pre, nw, gn) {
+            (Some(pre), Some(nw), Some(gn)) => {
+                let mut out = vec![0f32; dt.len()];
+                kernels::rms_norm_backward(&pre, nw, d.eps, &dt, &mut out, gn);
+                Ok(out)
+            }
+            (None, None, _) => Ok(dt),
+            _ => bail!("decoder block: a q/k norm without its saved input or gradient buffer"),
+        }
+    };
+    let dq = head_norm_backward(dq, q_pre, w.q_norm, g.q_norm.as_deref_mut())?;
+    let dk = head_norm_backward(dk, k_pre, w.k_norm, g.k_norm.as_deref_mut())?;
+
+    // q, k, v = h1 W^T + b with h1 = rms(x) * w_in.
+    let mut h1 = vec![0f32; n * h];
+    kernels::rms_norm(&x, w.input_norm, d.eps, &mut h1);
+    linear_weight_grad(&dq, &h1, n, h, g.q, g.q_bias.as_deref_mut())?;
+    linear_weight_grad(&dk, &h1, n, h, g.k, g.k_bias.as_deref_mut())?;
+    linear_weight_grad(&dv, &h1, n, h, g.v, g.v_bias.as_deref_mut())?;
+    let mut dh1 = h1;
+    matmul(
+        n,
+        h,
+        qw,
+        &mut dh1,
+        false,
+        Mat::rows(&dq, qw),
+        Mat::rows(w.q, h),
+        true,
+    )?;
+    matmul(
+        n,
+        h,
+        kw,
+        &mut dh1,
+        true,
+        Mat::rows(&dk, kw),
+        Mat::rows(w.k, h),
+        true,
+    )?;
+    matmul(
+        n,
+        h,
+        kw,
+        &mut dh1,
+        true,
+        Mat::rows(&dv, kw),
+        Mat::rows(w.v, h),
+        true,
+    )?;
+    drop((dq, dk, dv));
+    let mut dx = vec![0f32; n * h];
+    kernels::rms_norm_backward(&x, w.input_norm, d.eps, &dh1, &mut dx, g.input_norm);
+    add_in_place(&mut dx, &dx2);
+    Ok(dx)
+}
+
+/// The parameter indices of one block's weights (in the trainer's parameter list).
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    input_norm: usize,
+    q: usize,
+    q_bias: Option<usize>,
+    k: usize,
+    k_bias: Option<usize>,
+    v: usize,
+    v_bias: Option<usize>,
+    o: usize,
+    q_norm: Option<usize>,
+    k_norm: Option<usize>,
+    post_norm: usize,
+    gate: usize,
+    up: usize,
+    down: usize,
+}
+
+impl Index {
+    /// Finds layer `l`'s weights by their Hugging Face names.
+    pub fn find(l: usize, find: impl Fn(&str) -> Option<usize>) -> Result<Self> {
+        let opt = |n: &str| find(&format!("model.layers.{l}.{n}"));
+        let req = |n: &str| opt(n).with_context(|| format!("layer {l} has no {n}"));
+        Ok(Self {
+            input_norm: req("input_layernorm.weight")?,
+            q: req("self_attn.q_proj.weight")?,
+            q_bias: opt("self_attn.q_proj.bias"),
+            k: req("self_attn.k_proj.weight")?,
+            k_bias: opt("self_attn.k_proj.bias"),
+            v: req("self_attn.v_proj.weight")?,
+            v_bias: opt("self_attn.v_proj.bias"),
+            o: req("self_attn.o_proj.weight")?,
+            q_norm: opt("self_attn.q_norm.weight"),
+            k_norm: opt("self_attn.k_norm.weight"),
+            post_norm: req("post_attention_layernorm.weight")?,
+            gate: req("mlp.gate_proj.weight")?,
+            up: req("mlp.up_proj.weight")?,
+            down: req("mlp.down_proj.weight")?,
+        })
+    }
+
+    /// The block's weights, taken from `all` (one slice per parameter).
+    pub fn weights<'a>(&self, all: &[&'a [f32]]) -> Weights<'a> {
+        let opt = |i: Option<usize>| i.map(|i| all[i]);
+        Weights {
+            input_norm: all[self.input_norm],
+            q: all[self.q],
+            q_bias: opt(self.q_bias),
+            k: all[self.k],
+            k_bias: opt(self.k_bias),
+            v: all[self.v],
+            v_bias: opt(self.v_bias),
+            o: all[self.o],
+            q_norm: opt(self.q_norm),
+            k_norm: opt(self.k_norm),
+            post_norm: all[self.post_norm],
+            gate: all[self.gate],
+            up: all[self.up],
+            down: all[self.down],
+        }
+    }
+
+    /// The block's gradient buffers, taken out of `all` (one per parameter; each taken once).
+    pub fn grads<'a>(&self, all: &mut [Option<&'a mut [f32]>]) -> Result<Grads<'a>> {
+        fn take<'a>(all: &mut [Option<&'a mut [f32]>], i: usize) -> Result<&'a mut [f32]> {
+            all[i]
+                .take()
+                .context("a gradient buffer is shared between two weights")
+        }
+        let mut opt = |i: Option<usize>| i.map(|i| take(all, i)).transpose();
+        let (q_bias, k_bias, v_bias) = (opt(self.q_bias)?, opt(self.k_bias)?, opt(self.v_bias)?);
+        let (q_norm, k_norm) = (opt(self.q_norm)?, opt(self.k_norm)?);
+        Ok(Grads {
+            input_norm: take(all, self.input_norm)?,
+            q: take(all, self.q)?,
+            q_bias,
+            k: take(all, self.k)?,
+            k_bias,
+            v: take(all, self.v)?,
+            v_bias,
+            o: take(all, self.o)?,
+            q_norm,
+            k_norm,
+            post_norm: take(all, self.post_norm)?,
+            gate: take(all, self.gate)?,
+            up: take(all, self.up)?,
+            down: take(all, self.down)?,
+        })
+    }
+}
