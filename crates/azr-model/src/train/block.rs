@@ -63,40 +63,52 @@ pub(crate) struct Attn<'a> {
     pub pad: &'a [usize],
 }
 
-/// A block's weights; linear weights `(out, in)` row-major as in Hugging Face checkpoints.
+/// A linear layer `y = x W^T + b (+ s (x A^T) B^T)`; weights `(out, in)` row-major as in
+/// Hugging Face checkpoints.
+#[derive(Clone, Copy)]
+pub(crate) struct Lin<'a> {
+    pub w: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    /// LoRA: `A: (r, in)`, `B: (out, r)` and the scale `s = alpha / r`.
+    pub lora: Option<(&'a [f32], &'a [f32], f32)>,
+}
+
+/// Gradient buffers of a [`Lin`]; `None` is a frozen tensor (no gradient computed).
+pub(crate) struct LinGrad<'a> {
+    pub w: Option<&'a mut [f32]>,
+    pub bias: Option<&'a mut [f32]>,
+    /// `(dA, dB)`.
+    pub lora: Option<(&'a mut [f32], &'a mut [f32])>,
+}
+
+/// A block's weights.
 pub(crate) struct Weights<'a> {
     pub input_norm: &'a [f32],
-    pub q: &'a [f32],
-    pub q_bias: Option<&'a [f32]>,
-    pub k: &'a [f32],
-    pub k_bias: Option<&'a [f32]>,
-    pub v: &'a [f32],
-    pub v_bias: Option<&'a [f32]>,
-    pub o: &'a [f32],
+    pub q: Lin<'a>,
+    pub k: Lin<'a>,
+    pub v: Lin<'a>,
+    pub o: Lin<'a>,
     pub q_norm: Option<&'a [f32]>,
     pub k_norm: Option<&'a [f32]>,
     pub post_norm: &'a [f32],
-    pub gate: &'a [f32],
-    pub up: &'a [f32],
-    pub down: &'a [f32],
+    pub gate: Lin<'a>,
+    pub up: Lin<'a>,
+    pub down: Lin<'a>,
 }
 
-/// Gradient buffers matching [`Weights`]; the backward adds into them.
+/// Gradient buffers matching [`Weights`] (`None`: frozen); the backward adds into them.
 pub(crate) struct Grads<'a> {
-    pub input_norm: &'a mut [f32],
-    pub q: &'a mut [f32],
-    pub q_bias: Option<&'a mut [f32]>,
-    pub k: &'a mut [f32],
-    pub k_bias: Option<&'a mut [f32]>,
-    pub v: &'a mut [f32],
-    pub v_bias: Option<&'a mut [f32]>,
-    pub o: &'a mut [f32],
+    pub input_norm: Option<&'a mut [f32]>,
+    pub q: LinGrad<'a>,
+    pub k: LinGrad<'a>,
+    pub v: LinGrad<'a>,
+    pub o: LinGrad<'a>,
     pub q_norm: Option<&'a mut [f32]>,
     pub k_norm: Option<&'a mut [f32]>,
-    pub post_norm: &'a mut [f32],
-    pub gate: &'a mut [f32],
-    pub up: &'a mut [f32],
-    pub down: &'a mut [f32],
+    pub post_norm: Option<&'a mut [f32]>,
+    pub gate: LinGrad<'a>,
+    pub up: LinGrad<'a>,
+    pub down: LinGrad<'a>,
 }
 
 /// What the backward needs from the forward (see the module documentation).
@@ -117,55 +129,163 @@ pub(crate) struct Saved {
     up: Vec<f32>,
 }
 
-/// `x W^T (+ bias)` for `x: (rows, in)` and `w: (out, in)`.
-fn linear(x: &[f32], rows: usize, inp: usize, w: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>> {
-    let out = w.len() / inp;
-    let mut y = vec![0f32; rows * out];
-    matmul(
-        rows,
-        out,
-        inp,
-        &mut y,
-        false,
-        Mat::rows(x, inp),
-        Mat::t(w, inp),
-        true,
-    )?;
-    if let Some(b) = bias {
-        y.par_chunks_mut(out).for_each(|r| {
-            for (y, b) in r.iter_mut().zip(b) {
-                *y += b;
-            }
-        });
-    }
-    Ok(y)
+fn scale_in_place(x: &mut [f32], s: f32) {
+    x.par_chunks_mut(1 << 14)
+        .for_each(|c| c.iter_mut().for_each(|v| *v *= s));
 }
 
-/// The backward of [`linear`] for the output gradient `dy: (rows, out)`: adds `dy^T x` into
-/// `gw` and the column sums of `dy` into `gb`.
-fn linear_weight_grad(
-    dy: &[f32],
-    x: &[f32],
-    rows: usize,
-    inp: usize,
-    gw: &mut [f32],
-    gb: Option<&mut [f32]>,
-) -> Result<()> {
-    let out = gw.len() / inp;
-    matmul(
-        out,
-        inp,
-        rows,
-        gw,
-        true,
-        Mat::t(dy, out),
-        Mat::rows(x, inp),
-        true,
-    )?;
-    if let Some(gb) = gb {
-        kernels::add_column_sums(dy, out, gb);
+impl Lin<'_> {
+    /// `y` for `x: (rows, inp)`.
+    fn forward(&self, x: &[f32], rows: usize, inp: usize) -> Result<Vec<f32>> {
+        let out = self.w.len() / inp;
+        let mut y = vec![0f32; rows * out];
+        matmul(
+            rows,
+            out,
+            inp,
+            &mut y,
+            false,
+            Mat::rows(x, inp),
+            Mat::t(self.w, inp),
+            true,
+        )?;
+        if let Some(b) = self.bias {
+            y.par_chunks_mut(out).for_each(|r| {
+                for (y, b) in r.iter_mut().zip(b) {
+                    *y += b;
+                }
+            });
+        }
+        if let Some((a, b, s)) = self.lora {
+            let r = a.len() / inp;
+            let mut xa = vec![0f32; rows * r];
+            matmul(
+                rows,
+                r,
+                inp,
+                &mut xa,
+                false,
+                Mat::rows(x, inp),
+                Mat::t(a, inp),
+                true,
+            )?;
+            scale_in_place(&mut xa, s);
+            matmul(
+                rows,
+                out,
+                r,
+                &mut y,
+                true,
+                Mat::rows(&xa, r),
+                Mat::t(b, r),
+                true,
+            )?;
+        }
+        Ok(y)
     }
-    Ok(())
+
+    /// The backward for the output gradient `dy: (rows, out)` and the input `x`: adds the
+    /// gradients of the unfrozen tensors into `g`, and writes `dL/dx` into `dx` (`accumulate`:
+    /// adds to it).
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        g: &mut LinGrad<'_>,
+        dy: &[f32],
+        x: &[f32],
+        rows: usize,
+        inp: usize,
+        dx: &mut [f32],
+        accumulate: bool,
+    ) -> Result<()> {
+        let out = self.w.len() / inp;
+        if let Some(gw) = g.w.as_deref_mut() {
+            matmul(
+                out,
+                inp,
+                rows,
+                gw,
+                true,
+                Mat::t(dy, out),
+                Mat::rows(x, inp),
+                true,
+            )?;
+        }
+        if let Some(gb) = g.bias.as_deref_mut() {
+            kernels::add_column_sums(dy, out, gb);
+        }
+        matmul(
+            rows,
+            inp,
+            out,
+            dx,
+            accumulate,
+            Mat::rows(dy, out),
+            Mat::rows(self.w, inp),
+            true,
+        )?;
+        let Some((a, b, s)) = self.lora else {
+            return Ok(());
+        };
+        let r = a.len() / inp;
+        // y += (s x A^T) B^T: dB += dy^T (s x A^T); with u = s dy B: dA += u^T x, dx += u A.
+        let mut xa = vec![0f32; rows * r];
+        matmul(
+            rows,
+            r,
+            inp,
+            &mut xa,
+            false,
+            Mat::rows(x, inp),
+            Mat::t(a, inp),
+            true,
+        )?;
+        scale_in_place(&mut xa, s);
+        let mut u = vec![0f32; rows * r];
+        matmul(
+            rows,
+            r,
+            out,
+            &mut u,
+            false,
+            Mat::rows(dy, out),
+            Mat::rows(b, r),
+            true,
+        )?;
+        scale_in_place(&mut u, s);
+        if let Some((ga, gb)) = g.lora.as_mut() {
+            matmul(
+                out,
+                r,
+                rows,
+                gb,
+                true,
+                Mat::t(dy, out),
+                Mat::rows(&xa, r),
+                true,
+            )?;
+            matmul(
+                r,
+                inp,
+                rows,
+                ga,
+                true,
+                Mat::t(&u, r),
+                Mat::rows(x, inp),
+                true,
+            )?;
+        }
+        matmul(
+            rows,
+            inp,
+            r,
+            dx,
+            true,
+            Mat::rows(&u, r),
+            Mat::rows(a, inp),
+            true,
+        )
+    }
 }
 
 fn add_in_place(acc: &mut [f32], x: &[f32]) {
@@ -177,22 +297,27 @@ fn add_in_place(acc: &mut [f32], x: &[f32]) {
 fn check(w: &Weights<'_>, d: &Dims, ctx: &Attn<'_>, x: &[f32]) -> Result<()> {
     let (h, i) = (d.hidden, d.inter);
     let (qw, kw) = (d.q_width(), d.kv_width());
+    let lin_ok = |l: &Lin<'_>, out: usize, inp: usize| {
+        l.w.len() == out * inp
+            && l.bias.is_none_or(|b| b.len() == out)
+            && l.lora.is_none_or(|(a, b, _)| {
+                let r = a.len() / inp.max(1);
+                r > 0 && a.len() == r * inp && b.len() == out * r
+            })
+    };
     let ok = d.kv_heads > 0
         && d.heads.is_multiple_of(d.kv_heads)
         && d.head_dim.is_multiple_of(2)
         && x.len() == d.rows() * h
         && w.input_norm.len() == h
         && w.post_norm.len() == h
-        && w.q.len() == qw * h
-        && w.k.len() == kw * h
-        && w.v.len() == kw * h
-        && w.o.len() == h * qw
-        && w.gate.len() == i * h
-        && w.up.len() == i * h
-        && w.down.len() == h * i
-        && w.q_bias.is_none_or(|b| b.len() == qw)
-        && w.k_bias.is_none_or(|b| b.len() == kw)
-        && w.v_bias.is_none_or(|b| b.len() == kw)
+        && lin_ok(&w.q, qw, h)
+        && lin_ok(&w.k, kw, h)
+        && lin_ok(&w.v, kw, h)
+        && lin_ok(&w.o, h, qw)
+        && lin_ok(&w.gate, i, h)
+        && lin_ok(&w.up, i, h)
+        && lin_ok(&w.down, h, i)
         && w.q_norm.is_none_or(|n| n.len() == d.head_dim)
         && w.k_norm.is_none_or(|n| n.len() == d.head_dim)
         && w.q_norm.is_some() == w.k_norm.is_some()
@@ -219,9 +344,9 @@ pub(crate) fn forward(
     let (n, h, dh) = (d.rows(), d.hidden, d.head_dim);
     let mut h1 = vec![0f32; n * h];
     kernels::rms_norm(&x, w.input_norm, d.eps, &mut h1);
-    let q = linear(&h1, n, h, w.q, w.q_bias)?;
-    let k = linear(&h1, n, h, w.k, w.k_bias)?;
-    let v = linear(&h1, n, h, w.v, w.v_bias)?;
+    let q = w.q.forward(&h1, n, h)?;
+    let k = w.k.forward(&h1, n, h)?;
+    let v = w.v.forward(&h1, n, h)?;
     drop(h1);
     let head_norm = |t: Vec<f32>, norm: Option<&[f32]>| match norm {
         Some(nw) => {
@@ -249,17 +374,17 @@ pub(crate) fn forward(
     let att = kernels::transpose_heads(&heads, (d.b, d.t, d.heads, dh), false);
     drop(heads);
 
-    let mut x2 = linear(&att, n, d.q_width(), w.o, None)?;
+    let mut x2 = w.o.forward(&att, n, d.q_width())?;
     add_in_place(&mut x2, &x);
     let mut h2 = vec![0f32; n * h];
     kernels::rms_norm(&x2, w.post_norm, d.eps, &mut h2);
-    let gate = linear(&h2, n, h, w.gate, None)?;
-    let up = linear(&h2, n, h, w.up, None)?;
+    let gate = w.gate.forward(&h2, n, h)?;
+    let up = w.up.forward(&h2, n, h)?;
     drop(h2);
     let y = if output {
         let mut a = vec![0f32; gate.len()];
         kernels::swiglu(&gate, &up, &mut a);
-        let mut y = linear(&a, n, d.inter, w.down, None)?;
+        let mut y = w.down.forward(&a, n, d.inter)?;
         add_in_place(&mut y, &x2);
         y
     } else {
@@ -468,72 +593,41 @@ pub(crate) fn backward(
         );
     }
     let (n, h, i, dh) = (d.rows(), d.hidden, d.inter, d.head_dim);
-    let (qw, kw) = (d.q_width(), d.kv_width());
+    let qw = d.q_width();
 
     // MLP: y = x2 + a Wd^T with a = silu(gate) * up.
     let (mut gate, mut up) = (saved.gate, saved.up);
     let mut a = vec![0f32; n * i];
     kernels::swiglu(&gate, &up, &mut a);
-    linear_weight_grad(dy, &a, n, i, g.down, None)?;
-    let mut da = a;
-    matmul(
-        n,
-        i,
-        h,
-        &mut da,
-        false,
-        Mat::rows(dy, h),
-        Mat::rows(w.down, i),
-        true,
-    )?;
+    let mut da = vec![0f32; n * i];
+    w.down.backward(&mut g.down, dy, &a, n, i, &mut da, false)?;
+    drop(a);
     kernels::swiglu_backward(&mut gate, &mut up, &da);
     drop(da);
     let (dgate, dup) = (gate, up);
     let x2 = saved.x2;
     let mut h2 = vec![0f32; n * h];
     kernels::rms_norm(&x2, w.post_norm, d.eps, &mut h2);
-    linear_weight_grad(&dgate, &h2, n, h, g.gate, None)?;
-    linear_weight_grad(&dup, &h2, n, h, g.up, None)?;
-    let mut dh2 = h2;
-    matmul(
-        n,
-        h,
-        i,
-        &mut dh2,
-        false,
-        Mat::rows(&dgate, i),
-        Mat::rows(w.gate, h),
-        true,
-    )?;
-    matmul(
-        n,
-        h,
-        i,
-        &mut dh2,
-        true,
-        Mat::rows(&dup, i),
-        Mat::rows(w.up, h),
-        true,
-    )?;
-    drop((dgate, dup));
+    let mut dh2 = vec![0f32; n * h];
+    w.gate
+        .backward(&mut g.gate, &dgate, &h2, n, h, &mut dh2, false)?;
+    w.up.backward(&mut g.up, &dup, &h2, n, h, &mut dh2, true)?;
+    drop((dgate, dup, h2));
     let mut dx2 = vec![0f32; n * h];
-    kernels::rms_norm_backward(&x2, w.post_norm, d.eps, &dh2, &mut dx2, g.post_norm);
+    norm_backward(
+        &x2,
+        w.post_norm,
+        d.eps,
+        &dh2,
+        &mut dx2,
+        g.post_norm.as_deref_mut(),
+    );
     drop((x2, dh2));
     add_in_place(&mut dx2, dy);
 
     // Attention: x2 = x + att Wo^T.
-    linear_weight_grad(&dx2, &saved.att, n, qw, g.o, None)?;
-    let mut datt = saved.att;
-    matmul(
-        n,
-        qw,
-        h,
-        &mut datt,
-        false,
-        Mat::rows(&dx2, h),
-        Mat::rows(w.o, qw),
-        true,
-    )?;
+    let mut datt = vec![0f32; n * qw];
+    w.o.backward(&mut g.o, &dx2, &saved.att, n, qw, &mut datt, false)?;
     let dheads = kernels::transpose_heads(&datt, (d.b, d.t, d.heads, dh), true);
     drop(datt);
     let parts = Saved {
@@ -559,156 +653,165 @@ pub(crate) fn backward(
     );
     let dv = kernels::transpose_heads(&dvh, (d.b, d.t, d.kv_heads, dh), false);
     drop((dqr, dkr, dvh));
-    let head_norm_backward = |dt: Vec<f32>,
-                              pre: Option<Vec<f32>>,
-                              nw: Option<&[f32]>,
-                              gn: Option<&mut [f32]>|
-     -> Result<Vec<f32>> {
-        match (pre, nw, gn) {
-            (Some(pre), Some(nw), Some(gn)) => {
+    let head_norm_backward =
+        |dt: Vec<f32>, pre: Option<Vec<f32>>, nw: Option<&[f32]>, gn: Option<&mut [f32]>| match (
+            pre, nw,
+        ) {
+            (Some(pre), Some(nw)) => {
                 let mut out = vec![0f32; dt.len()];
-                kernels::rms_norm_backward(&pre, nw, d.eps, &dt, &mut out, gn);
+                norm_backward(&pre, nw, d.eps, &dt, &mut out, gn);
                 Ok(out)
             }
-            (None, None, _) => Ok(dt),
-            _ => bail!("decoder block: a q/k norm without its saved input or gradient buffer"),
-        }
-    };
+            (None, None) => Ok(dt),
+            _ => bail!("decoder block: a q/k norm without its saved input"),
+        };
     let dq = head_norm_backward(dq, q_pre, w.q_norm, g.q_norm.as_deref_mut())?;
     let dk = head_norm_backward(dk, k_pre, w.k_norm, g.k_norm.as_deref_mut())?;
 
     // q, k, v = h1 W^T + b with h1 = rms(x) * w_in.
     let mut h1 = vec![0f32; n * h];
     kernels::rms_norm(&x, w.input_norm, d.eps, &mut h1);
-    linear_weight_grad(&dq, &h1, n, h, g.q, g.q_bias.as_deref_mut())?;
-    linear_weight_grad(&dk, &h1, n, h, g.k, g.k_bias.as_deref_mut())?;
-    linear_weight_grad(&dv, &h1, n, h, g.v, g.v_bias.as_deref_mut())?;
-    let mut dh1 = h1;
-    matmul(
-        n,
-        h,
-        qw,
-        &mut dh1,
-        false,
-        Mat::rows(&dq, qw),
-        Mat::rows(w.q, h),
-        true,
-    )?;
-    matmul(
-        n,
-        h,
-        kw,
-        &mut dh1,
-        true,
-        Mat::rows(&dk, kw),
-        Mat::rows(w.k, h),
-        true,
-    )?;
-    matmul(
-        n,
-        h,
-        kw,
-        &mut dh1,
-        true,
-        Mat::rows(&dv, kw),
-        Mat::rows(w.v, h),
-        true,
-    )?;
-    drop((dq, dk, dv));
+    let mut dh1 = vec![0f32; n * h];
+    w.q.backward(&mut g.q, &dq, &h1, n, h, &mut dh1, false)?;
+    w.k.backward(&mut g.k, &dk, &h1, n, h, &mut dh1, true)?;
+    w.v.backward(&mut g.v, &dv, &h1, n, h, &mut dh1, true)?;
+    drop((dq, dk, dv, h1));
     let mut dx = vec![0f32; n * h];
-    kernels::rms_norm_backward(&x, w.input_norm, d.eps, &dh1, &mut dx, g.input_norm);
+    norm_backward(
+        &x,
+        w.input_norm,
+        d.eps,
+        &dh1,
+        &mut dx,
+        g.input_norm.as_deref_mut(),
+    );
     add_in_place(&mut dx, &dx2);
     Ok(dx)
 }
 
-/// The parameter indices of one block's weights (in the trainer's parameter list).
+/// [`kernels::rms_norm_backward`], with the weight's gradient dropped when it is frozen.
+fn norm_backward(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    g: &[f32],
+    dx: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
+    match dw {
+        Some(dw) => kernels::rms_norm_backward(x, w, eps, g, dx, dw),
+        None => kernels::rms_norm_backward(x, w, eps, g, dx, &mut vec![0f32; w.len()]),
+    }
+}
+
+/// Where one linear layer's tensors sit in the trainer's tensor table.
+#[derive(Clone, Debug)]
+struct LinIndex {
+    w: usize,
+    bias: Option<usize>,
+    /// LoRA `A` and `B`.
+    lora: Option<(usize, usize)>,
+}
+
+/// Where one block's tensors sit in the trainer's tensor table (its parameters, then the
+/// frozen base weights under LoRA).
 #[derive(Clone, Debug)]
 pub(crate) struct Index {
     input_norm: usize,
-    q: usize,
-    q_bias: Option<usize>,
-    k: usize,
-    k_bias: Option<usize>,
-    v: usize,
-    v_bias: Option<usize>,
-    o: usize,
+    q: LinIndex,
+    k: LinIndex,
+    v: LinIndex,
+    o: LinIndex,
     q_norm: Option<usize>,
     k_norm: Option<usize>,
     post_norm: usize,
-    gate: usize,
-    up: usize,
-    down: usize,
+    gate: LinIndex,
+    up: LinIndex,
+    down: LinIndex,
+    lora_scale: f32,
 }
 
 impl Index {
-    /// Finds layer `l`'s weights by their Hugging Face names.
-    pub fn find(l: usize, find: impl Fn(&str) -> Option<usize>) -> Result<Self> {
+    /// Finds layer `l`'s tensors by their Hugging Face names (LoRA adapters as
+    /// `<linear>.lora_A.weight` / `.lora_B.weight`).
+    pub fn find(l: usize, lora_scale: f32, find: impl Fn(&str) -> Option<usize>) -> Result<Self> {
         let opt = |n: &str| find(&format!("model.layers.{l}.{n}"));
         let req = |n: &str| opt(n).with_context(|| format!("layer {l} has no {n}"));
+        let lin = |n: &str| -> Result<LinIndex> {
+            let a = opt(&format!("{n}.lora_A.weight"));
+            let b = opt(&format!("{n}.lora_B.weight"));
+            let lora = match (a, b) {
+                (Some(a), Some(b)) => Some((a, b)),
+                (None, None) => None,
+                _ => bail!("layer {l}: {n} has only one of its LoRA matrices"),
+            };
+            Ok(LinIndex {
+                w: req(&format!("{n}.weight"))?,
+                bias: opt(&format!("{n}.bias")),
+                lora,
+            })
+        };
         Ok(Self {
             input_norm: req("input_layernorm.weight")?,
-            q: req("self_attn.q_proj.weight")?,
-            q_bias: opt("self_attn.q_proj.bias"),
-            k: req("self_attn.k_proj.weight")?,
-            k_bias: opt("self_attn.k_proj.bias"),
-            v: req("self_attn.v_proj.weight")?,
-            v_bias: opt("self_attn.v_proj.bias"),
-            o: req("self_attn.o_proj.weight")?,
+            q: lin("self_attn.q_proj")?,
+            k: lin("self_attn.k_proj")?,
+            v: lin("self_attn.v_proj")?,
+            o: lin("self_attn.o_proj")?,
             q_norm: opt("self_attn.q_norm.weight"),
             k_norm: opt("self_attn.k_norm.weight"),
             post_norm: req("post_attention_layernorm.weight")?,
-            gate: req("mlp.gate_proj.weight")?,
-            up: req("mlp.up_proj.weight")?,
-            down: req("mlp.down_proj.weight")?,
+            gate: lin("mlp.gate_proj")?,
+            up: lin("mlp.up_proj")?,
+            down: lin("mlp.down_proj")?,
+            lora_scale,
         })
     }
 
-    /// The block's weights, taken from `all` (one slice per parameter).
+    /// The block's weights, taken from `all` (one slice per tensor of the table).
     pub fn weights<'a>(&self, all: &[&'a [f32]]) -> Weights<'a> {
-        let opt = |i: Option<usize>| i.map(|i| all[i]);
+        let lin = |l: &LinIndex| Lin {
+            w: all[l.w],
+            bias: l.bias.map(|i| all[i]),
+            lora: l.lora.map(|(a, b)| (all[a], all[b], self.lora_scale)),
+        };
         Weights {
             input_norm: all[self.input_norm],
-            q: all[self.q],
-            q_bias: opt(self.q_bias),
-            k: all[self.k],
-            k_bias: opt(self.k_bias),
-            v: all[self.v],
-            v_bias: opt(self.v_bias),
-            o: all[self.o],
-            q_norm: opt(self.q_norm),
-            k_norm: opt(self.k_norm),
+            q: lin(&self.q),
+            k: lin(&self.k),
+            v: lin(&self.v),
+            o: lin(&self.o),
+            q_norm: self.q_norm.map(|i| all[i]),
+            k_norm: self.k_norm.map(|i| all[i]),
             post_norm: all[self.post_norm],
-            gate: all[self.gate],
-            up: all[self.up],
-            down: all[self.down],
+            gate: lin(&self.gate),
+            up: lin(&self.up),
+            down: lin(&self.down),
         }
     }
 
-    /// The block's gradient buffers, taken out of `all` (one per parameter; each taken once).
-    pub fn grads<'a>(&self, all: &mut [Option<&'a mut [f32]>]) -> Result<Grads<'a>> {
-        fn take<'a>(all: &mut [Option<&'a mut [f32]>], i: usize) -> Result<&'a mut [f32]> {
-            all[i]
-                .take()
-                .context("a gradient buffer is shared between two weights")
+    /// The block's gradient buffers, taken out of `all` (one entry per tensor of the table;
+    /// `None` for a frozen one).
+    pub fn grads<'a>(&self, all: &mut [Option<&'a mut [f32]>]) -> Grads<'a> {
+        let mut take = |i: usize| all[i].take();
+        let mut lin = |l: &LinIndex| LinGrad {
+            w: take(l.w),
+            bias: l.bias.and_then(&mut take),
+            lora: l.lora.and_then(|(a, b)| Some((take(a)?, take(b)?))),
+        };
+        let (q, k, v, o) = (lin(&self.q), lin(&self.k), lin(&self.v), lin(&self.o));
+        let (gate, up, down) = (lin(&self.gate), lin(&self.up), lin(&self.down));
+        Grads {
+            input_norm: all[self.input_norm].take(),
+            q,
+            k,
+            v,
+            o,
+            q_norm: self.q_norm.and_then(|i| all[i].take()),
+            k_norm: self.k_norm.and_then(|i| all[i].take()),
+            post_norm: all[self.post_norm].take(),
+            gate,
+            up,
+            down,
         }
-        let mut opt = |i: Option<usize>| i.map(|i| take(all, i)).transpose();
-        let (q_bias, k_bias, v_bias) = (opt(self.q_bias)?, opt(self.k_bias)?, opt(self.v_bias)?);
-        let (q_norm, k_norm) = (opt(self.q_norm)?, opt(self.k_norm)?);
-        Ok(Grads {
-            input_norm: take(all, self.input_norm)?,
-            q: take(all, self.q)?,
-            q_bias,
-            k: take(all, self.k)?,
-            k_bias,
-            v: take(all, self.v)?,
-            v_bias,
-            o: take(all, self.o)?,
-            q_norm,
-            k_norm,
-            post_norm: take(all, self.post_norm)?,
-            gate: take(all, self.gate)?,
-            up: take(all, self.up)?,
-            down: take(all, self.down)?,
-        })
     }
 }

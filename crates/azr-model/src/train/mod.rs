@@ -5,21 +5,26 @@
 //! 1. Rows are packed into micro-batches of at most `micro_batch_tokens` padded tokens; the
 //!    loss is a token mean over the **whole** batch, so gradients simply add up across
 //!    micro-batches (gradient accumulation).
-//! 2. Per micro-batch the decoder runs layer by layer. With `recompute` (activation
+//! 2. Per micro-batch the decoder runs layer by layer through the hand-written blocks
+//!    ([`block`]: forward and backward over f32 slices, one gemm per product). Without
+//!    `recompute` each layer keeps the activations its backward needs; with it (activation
 //!    checkpointing) only each layer's input is kept and the layer is run again during the
-//!    backward; without it each layer's graph is kept from the forward.
+//!    backward.
 //! 3. The final norm's output for the response positions goes through the LM head in chunks
-//!    with a hand-written backward ([`head`]): no full-vocabulary logits in the graph.
-//! 4. The backward walks the layers from the top: each layer's gradient comes from candle's
-//!    autograd over that layer alone (`sum(y * dL/dy)` with the layer input as a leaf), which
-//!    also yields `dL/dx` for the layer below. Embedding rows get their gradient by a scatter-add.
+//!    with a hand-written backward ([`head`]): no full-vocabulary logits exist at once.
+//! 4. The backward walks the layers from the top; each block adds its weights' gradients into
+//!    the buffers and returns `dL/dx` for the layer below. Embedding rows get their gradient
+//!    by a scatter-add.
 //! 5. Gradients are clipped to `max_grad_norm` (global L2 norm) and AdamW updates every weight in
 //!    place ([`adamw`]).
 //!
-//! With LoRA (`lora.rank > 0`, [`crate::lora`]) the base weights are plain tensors, so candle
-//! computes no gradient for them (the backward also skips their weight products); only the
-//! adapters are parameters, and embedding, norms and LM head are frozen. Generation runs a
-//! merged copy of the weights, refreshed after every update.
+//! With LoRA (`lora.rank > 0`, [`crate::lora`]) the base weights are frozen: the blocks read
+//! them but compute no gradient for them; only the adapters are parameters, and embedding,
+//! norms and LM head are frozen. Generation runs a merged copy of the weights, refreshed after
+//! every update.
+//!
+//! candle's autograd over [`Model::block_forward`] (with the custom ops of [`ops`]) remains as
+//! the reference the tests check the hand-written blocks against.
 
 pub mod adamw;
 mod block;
@@ -58,9 +63,8 @@ pub struct TrainConfig {
     /// row longer than this goes alone).
     pub micro_batch_tokens: usize,
     /// Activation checkpointing: keep only each layer's input and recompute the layer in the
-    /// backward. Full fine-tuning keeps ~10 values per hidden unit and token per layer without
-    /// it (SmolLM2-135M: 23 KB per token and layer) and 1 with it, for ~20% more time; under
-    /// LoRA the kept graphs (candle's autograd) are several times larger.
+    /// backward. Without it a layer keeps ~10 values per hidden unit and token (SmolLM2-135M:
+    /// 23 KB per token and layer), with it 1, for ~20% more time.
     pub recompute: bool,
     /// Response tokens per chunk of the LM head (full-vocabulary logits exist for this many
     /// tokens at a time).
@@ -148,9 +152,12 @@ pub struct Trainer {
     params: Vec<Param>,
     /// For each layer, the indices of its parameters.
     layer_params: Vec<Vec<usize>>,
-    /// Each layer's weights for the hand-written block backward ([`block`]); `None` under
-    /// LoRA, whose adapters go through candle's autograd.
+    /// Each layer's tensors for the hand-written block forward/backward ([`block`]); `None`:
+    /// candle's autograd over `Model::block_forward` instead (the reference the tests check
+    /// the hand-written path against).
     blocks: Option<Vec<block::Index>>,
+    /// Under LoRA, the frozen base weights, after the parameters in the blocks' tensor table.
+    frozen: Vec<Tensor>,
     /// The embedding, LM head and final norm parameters (`None`: frozen, under LoRA).
     embed: Option<usize>,
     head: Option<usize>,
@@ -197,22 +204,32 @@ impl Trainer {
                     .collect()
             })
             .collect();
-        let blocks = if config.lora.enabled() {
-            None
+        // The hand-written blocks read the parameters and, under LoRA, the frozen base weights.
+        let frozen: Vec<(String, Tensor)> = if config.lora.enabled() {
+            model.named_weights()
         } else {
-            Some(
-                (0..cfg.num_layers)
-                    .map(|l| block::Index::find(l, find))
-                    .collect::<Result<Vec<_>>>()?,
-            )
+            Vec::new()
         };
+        let table: HashMap<&str, usize> = params
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(frozen.iter().map(|(n, _)| n.as_str()))
+            .enumerate()
+            .map(|(i, n)| (n, i))
+            .collect();
+        let lora_scale = config.lora.scale() as f32;
+        let blocks = (0..cfg.num_layers)
+            .map(|l| block::Index::find(l, lora_scale, |n| table.get(n).copied()))
+            .collect::<Result<Vec<_>>>()?;
+        let frozen = frozen.into_iter().map(|(_, t)| t).collect();
         let sizes: Vec<usize> = params.iter().map(|p| p.grad.len()).collect();
         Ok(Self {
             model,
             inference,
             params,
             layer_params,
-            blocks,
+            blocks: Some(blocks),
+            frozen,
             embed,
             head,
             norm,
@@ -431,8 +448,14 @@ impl Trainer {
         let (x, stash) = match &self.blocks {
             Some(index) => {
                 let hand = HandCtx::new(model, &ctx, b, t)?;
-                let (x, stash) =
-                    hand_forward(index, &self.params, &hand, x, self.config.recompute)?;
+                let (x, stash) = hand_forward(
+                    index,
+                    &self.params,
+                    &self.frozen,
+                    &hand,
+                    x,
+                    self.config.recompute,
+                )?;
                 (x, Stash::Hand(hand, stash))
             }
             None => autograd_forward(model, &ctx, x, self.config.recompute)?,
@@ -481,7 +504,7 @@ impl Trainer {
         let g = match stash {
             Stash::Hand(hand, stash) => {
                 let index = self.blocks.as_deref().unwrap_or_default();
-                hand_backward(index, &mut self.params, &hand, stash, &g)?
+                hand_backward(index, &mut self.params, &self.frozen, &hand, stash, &g)?
             }
             Stash::Autograd(inputs, graphs) => autograd_backward(
                 model,
@@ -788,12 +811,9 @@ impl HandCtx {
     }
 }
 
-/// Runs `f` with every parameter's values as f32 slices (their read locks held meanwhile).
-fn with_param_values<R>(vars: &[&Var], f: impl FnOnce(&[&[f32]]) -> Result<R>) -> Result<R> {
-    let guards: Vec<_> = vars
-        .iter()
-        .map(|v| v.as_tensor().storage_and_layout())
-        .collect();
+/// Runs `f` with the tensors' values as f32 slices (their read locks held meanwhile).
+fn with_values<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> Result<R>) -> Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
     let mut slices = Vec::with_capacity(guards.len());
     for (storage, layout) in &guards {
         let candle_core::Storage::Cpu(cpu) = &**storage else {
@@ -815,6 +835,7 @@ fn with_param_values<R>(vars: &[&Var], f: impl FnOnce(&[&[f32]]) -> Result<R>) -
 fn hand_forward(
     index: &[block::Index],
     params: &[Param],
+    frozen: &[Tensor],
     hand: &HandCtx,
     x: Tensor,
     recompute: bool,
@@ -822,10 +843,14 @@ fn hand_forward(
     let shape = x.shape().clone();
     let device = x.device().clone();
     let x = x.flatten_all()?.to_vec1::<f32>()?;
-    let vars: Vec<&Var> = params.iter().map(|p| &p.var).collect();
+    let tensors: Vec<&Tensor> = params
+        .iter()
+        .map(|p| p.var.as_tensor())
+        .chain(frozen)
+        .collect();
     let mut inputs = Vec::new();
     let mut saved = Vec::new();
-    let x = with_param_values(&vars, |all| {
+    let x = with_values(&tensors, |all| {
         let mut x = x;
         for layer in index {
             let (y, s) = block::forward(&layer.weights(all), &hand.dims, &hand.attn(), x, true)?;
@@ -851,6 +876,7 @@ fn hand_forward(
 fn hand_backward(
     index: &[block::Index],
     params: &mut [Param],
+    frozen: &[Tensor],
     hand: &HandCtx,
     mut stash: HandStash,
     g: &Tensor,
@@ -858,11 +884,15 @@ fn hand_backward(
     let shape = g.shape().clone();
     let device = g.device().clone();
     let g = g.flatten_all()?.to_vec1::<f32>()?;
-    let (vars, mut grads): (Vec<&Var>, Vec<Option<&mut [f32]>>) = params
+    let (mut tensors, mut grads): (Vec<&Tensor>, Vec<Option<&mut [f32]>>) = params
         .iter_mut()
-        .map(|p| (&p.var, Some(p.grad.as_mut_slice())))
+        .map(|p| (p.var.as_tensor(), Some(p.grad.as_mut_slice())))
         .unzip();
-    let g = with_param_values(&vars, |all| {
+    for t in frozen {
+        tensors.push(t);
+        grads.push(None);
+    }
+    let g = with_values(&tensors, |all| {
         let mut g = g;
         for (l, layer) in index.iter().enumerate().rev() {
             let w = layer.weights(all);
@@ -873,7 +903,7 @@ fn hand_backward(
                 }
                 HandStash::Saved(saved) => saved.pop().context("no saved layer")?,
             };
-            let mut grads = layer.grads(&mut grads)?;
+            let mut grads = layer.grads(&mut grads);
             g = block::backward(&w, &mut grads, &hand.dims, &hand.attn(), saved, &g)
                 .with_context(|| format!("backward of layer {l}"))?;
         }
@@ -1023,61 +1053,84 @@ mod tests {
     use candle_core::Device;
 
     /// The hand-written block backward gives candle autograd's loss and gradients, every
-    /// coordinate of every weight, with and without recompute.
+    /// coordinate of every trained tensor, with and without recompute, for full fine-tuning and
+    /// for LoRA (with non-zero B, so every adapter matrix has a gradient).
     #[test]
     fn hand_written_blocks_match_autograd() {
         for arch in ["llama", "qwen2", "qwen3"] {
-            let json = tiny_config_json(arch, false, 256).to_string();
-            let cfg = ModelConfig::from_hf_json(&json).unwrap();
-            let w = random_weights(&cfg, 3).unwrap();
-            let model = Model::from_weights(&cfg, &w, &Device::Cpu).unwrap();
-            let config = TrainConfig {
-                entropy_coef: 0.05,
-                ..TrainConfig::default()
-            };
-            let mut tr = Trainer::new(model, config).unwrap();
-            assert!(tr.blocks.is_some());
-            // Different lengths (left padding; the longest spans three attention tiles),
-            // mixed-sign advantages.
-            let rows: Vec<TrainRow> = [(6usize, 9usize, 1.0f32), (2, 13, -0.6), (30, 110, 0.3)]
-                .iter()
-                .enumerate()
-                .map(|(i, &(p, r, advantage))| TrainRow {
-                    prompt: (0..p).map(|j| ((i * 31 + j * 7) % 256) as u32).collect(),
-                    response: (0..r)
-                        .map(|j| ((i * 17 + j * 13 + 5) % 256) as u32)
-                        .collect(),
-                    old_logprobs: vec![],
-                    advantage,
+            for lora_rank in [0, 3] {
+                compare_with_autograd(arch, lora_rank);
+            }
+        }
+    }
+
+    fn compare_with_autograd(arch: &str, lora_rank: usize) {
+        let json = tiny_config_json(arch, false, 256).to_string();
+        let cfg = ModelConfig::from_hf_json(&json).unwrap();
+        let w = random_weights(&cfg, 3).unwrap();
+        let model = Model::from_weights(&cfg, &w, &Device::Cpu).unwrap();
+        let config = TrainConfig {
+            entropy_coef: 0.05,
+            lora: LoraConfig {
+                rank: lora_rank,
+                ..LoraConfig::default()
+            },
+            ..TrainConfig::default()
+        };
+        let mut tr = Trainer::new(model, config).unwrap();
+        assert!(tr.blocks.is_some());
+        let mut seed = 12345u64;
+        for p in tr.params.iter().filter(|p| p.name.contains("lora_B")) {
+            let v: Vec<f32> = (0..p.var.elem_count())
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
                 })
                 .collect();
-            for recompute in [true, false] {
-                tr.config.recompute = recompute;
-                let hand = tr.backward(&rows).unwrap();
-                let hand_grads: Vec<Vec<f32>> = tr.params.iter().map(|p| p.grad.clone()).collect();
-                let blocks = tr.blocks.take();
-                let auto = tr.backward(&rows).unwrap();
-                tr.blocks = blocks;
+            let t = Tensor::from_vec(v, p.var.dims(), &Device::Cpu).unwrap();
+            p.var.set(&t).unwrap();
+        }
+        // Different lengths (left padding; the longest spans three attention tiles),
+        // mixed-sign advantages.
+        let rows: Vec<TrainRow> = [(6usize, 9usize, 1.0f32), (2, 13, -0.6), (30, 110, 0.3)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, r, advantage))| TrainRow {
+                prompt: (0..p).map(|j| ((i * 31 + j * 7) % 256) as u32).collect(),
+                response: (0..r)
+                    .map(|j| ((i * 17 + j * 13 + 5) % 256) as u32)
+                    .collect(),
+                old_logprobs: vec![],
+                advantage,
+            })
+            .collect();
+        for recompute in [true, false] {
+            let what = format!("{arch}, LoRA rank {lora_rank}, recompute {recompute}");
+            tr.config.recompute = recompute;
+            let hand = tr.backward(&rows).unwrap();
+            let hand_grads: Vec<Vec<f32>> = tr.params.iter().map(|p| p.grad.clone()).collect();
+            let blocks = tr.blocks.take();
+            let auto = tr.backward(&rows).unwrap();
+            tr.blocks = blocks;
+            assert!(
+                (hand.loss - auto.loss).abs() <= 1e-6 * auto.loss.abs().max(1.0),
+                "{what}: loss {} vs {}",
+                hand.loss,
+                auto.loss
+            );
+            for (p, h) in tr.params.iter().zip(&hand_grads) {
+                let scale = p.grad.iter().fold(0f32, |m, g| m.max(g.abs()));
+                assert!(scale > 0.0, "{what}: {} has no gradient", p.name);
+                let diff = p
+                    .grad
+                    .iter()
+                    .zip(h)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
                 assert!(
-                    (hand.loss - auto.loss).abs() <= 1e-6 * auto.loss.abs().max(1.0),
-                    "{arch}: loss {} vs {}",
-                    hand.loss,
-                    auto.loss
+                    diff <= 1e-4 * scale,
+                    "{what}: {} differs by {diff} (largest {scale})",
+                    p.name
                 );
-                for (p, h) in tr.params.iter().zip(&hand_grads) {
-                    let scale = p.grad.iter().fold(0f32, |m, g| m.max(g.abs()));
-                    assert!(scale > 0.0, "{arch}: {} has no gradient", p.name);
-                    let diff = p
-                        .grad
-                        .iter()
-                        .zip(h)
-                        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(
-                        diff <= 1e-4 * scale,
-                        "{arch} (recompute {recompute}): {} differs by {diff} (largest {scale})",
-                        p.name
-                    );
-                }
             }
         }
     }

@@ -7,7 +7,10 @@
 //! allocates and reduces a temporary per op; here one pass forward and one backward. They are
 //! candle `CustomOp`s with `bwd`, so candle's autograd still drives the backward; every op is
 //! checked against the composed candle version in the tests below (values and gradients).
-//! CPU only: the model falls back to the composed ops elsewhere.
+//! CPU only: the model falls back to the composed ops elsewhere. The trainer itself runs the
+//! hand-written blocks ([`super::block`]); these ops make `Model::block_forward` differentiable
+//! for the reference path its tests compare against, and share its kernels
+//! ([`super::kernels`]).
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
