@@ -139,16 +139,8 @@ impl Lin<'_> {
     fn forward(&self, x: &[f32], rows: usize, inp: usize) -> Result<Vec<f32>> {
         let out = self.w.len() / inp;
         let mut y = vec![0f32; rows * out];
-        matmul(
-            rows,
-            out,
-            inp,
-            &mut y,
-            false,
-            Mat::rows(x, inp),
-            Mat::t(self.w, inp),
-            true,
-        )?;
+        let (xm, wt) = (Mat::new(x, rows, inp), Mat::t(self.w, out, inp));
+        matmul(&mut y, false, xm, wt, true)?;
         if let Some(b) = self.bias {
             y.par_chunks_mut(out).for_each(|r| {
                 for (y, b) in r.iter_mut().zip(b) {
@@ -158,26 +150,12 @@ impl Lin<'_> {
         }
         if let Some((a, b, s)) = self.lora {
             let r = a.len() / inp;
-            let mut xa = vec![0f32; rows * r];
+            let xa = lora_down(x, rows, inp, a, s)?;
             matmul(
-                rows,
-                r,
-                inp,
-                &mut xa,
-                false,
-                Mat::rows(x, inp),
-                Mat::t(a, inp),
-                true,
-            )?;
-            scale_in_place(&mut xa, s);
-            matmul(
-                rows,
-                out,
-                r,
                 &mut y,
                 true,
-                Mat::rows(&xa, r),
-                Mat::t(b, r),
+                Mat::new(&xa, rows, r),
+                Mat::t(b, out, r),
                 true,
             )?;
         }
@@ -199,93 +177,48 @@ impl Lin<'_> {
         accumulate: bool,
     ) -> Result<()> {
         let out = self.w.len() / inp;
+        let (dym, dyt, xm) = (
+            Mat::new(dy, rows, out),
+            Mat::t(dy, rows, out),
+            Mat::new(x, rows, inp),
+        );
         if let Some(gw) = g.w.as_deref_mut() {
-            matmul(
-                out,
-                inp,
-                rows,
-                gw,
-                true,
-                Mat::t(dy, out),
-                Mat::rows(x, inp),
-                true,
-            )?;
+            matmul(gw, true, dyt, xm, true)?;
         }
         if let Some(gb) = g.bias.as_deref_mut() {
             kernels::add_column_sums(dy, out, gb);
         }
-        matmul(
-            rows,
-            inp,
-            out,
-            dx,
-            accumulate,
-            Mat::rows(dy, out),
-            Mat::rows(self.w, inp),
-            true,
-        )?;
+        matmul(dx, accumulate, dym, Mat::new(self.w, out, inp), true)?;
         let Some((a, b, s)) = self.lora else {
             return Ok(());
         };
-        let r = a.len() / inp;
         // y += (s x A^T) B^T: dB += dy^T (s x A^T); with u = s dy B: dA += u^T x, dx += u A.
-        let mut xa = vec![0f32; rows * r];
-        matmul(
-            rows,
-            r,
-            inp,
-            &mut xa,
-            false,
-            Mat::rows(x, inp),
-            Mat::t(a, inp),
-            true,
-        )?;
-        scale_in_place(&mut xa, s);
+        let r = a.len() / inp;
+        let xa = lora_down(x, rows, inp, a, s)?;
         let mut u = vec![0f32; rows * r];
-        matmul(
-            rows,
-            r,
-            out,
-            &mut u,
-            false,
-            Mat::rows(dy, out),
-            Mat::rows(b, r),
-            true,
-        )?;
+        matmul(&mut u, false, dym, Mat::new(b, out, r), true)?;
         scale_in_place(&mut u, s);
         if let Some((ga, gb)) = g.lora.as_mut() {
-            matmul(
-                out,
-                r,
-                rows,
-                gb,
-                true,
-                Mat::t(dy, out),
-                Mat::rows(&xa, r),
-                true,
-            )?;
-            matmul(
-                r,
-                inp,
-                rows,
-                ga,
-                true,
-                Mat::t(&u, r),
-                Mat::rows(x, inp),
-                true,
-            )?;
+            matmul(gb, true, dyt, Mat::new(&xa, rows, r), true)?;
+            matmul(ga, true, Mat::t(&u, rows, r), xm, true)?;
         }
-        matmul(
-            rows,
-            inp,
-            r,
-            dx,
-            true,
-            Mat::rows(&u, r),
-            Mat::rows(a, inp),
-            true,
-        )
+        matmul(dx, true, Mat::new(&u, rows, r), Mat::new(a, r, inp), true)
     }
+}
+
+/// The LoRA down-projection `s x A^T: (rows, r)` of `x: (rows, inp)`.
+fn lora_down(x: &[f32], rows: usize, inp: usize, a: &[f32], s: f32) -> Result<Vec<f32>> {
+    let r = a.len() / inp;
+    let mut xa = vec![0f32; rows * r];
+    matmul(
+        &mut xa,
+        false,
+        Mat::new(x, rows, inp),
+        Mat::t(a, r, inp),
+        true,
+    )?;
+    scale_in_place(&mut xa, s);
+    Ok(xa)
 }
 
 fn add_in_place(acc: &mut [f32], x: &[f32]) {
@@ -433,16 +366,7 @@ fn tile_probs(
     let dh = d.head_dim;
     let m = q1 - q0;
     let mut p = vec![0f32; m * q1];
-    matmul(
-        m,
-        q1,
-        dh,
-        &mut p,
-        false,
-        Mat::rows(q, dh),
-        Mat::t(k, dh),
-        false,
-    )?;
+    matmul(&mut p, false, Mat::new(q, m, dh), Mat::t(k, q1, dh), false)?;
     let scale = 1.0 / (dh as f32).sqrt();
     for (i, row) in p.chunks_mut(q1).enumerate() {
         match kernels::visible_keys(pad, q0 + i, q1) {
@@ -475,16 +399,7 @@ fn attention_forward(
                 let m = q1 - q0;
                 let p = tile_probs(d, &q[r0 * dh..][..m * dh], k, (q0, q1), pad)?;
                 let o = &mut o[r0 * dh..][..m * dh];
-                matmul(
-                    m,
-                    dh,
-                    q1,
-                    o,
-                    false,
-                    Mat::rows(&p, q1),
-                    Mat::rows(v, dh),
-                    false,
-                )?;
+                matmul(o, false, Mat::new(&p, m, q1), Mat::new(v, q1, dh), false)?;
             }
             Ok(())
         })?;
@@ -521,25 +436,13 @@ fn attention_backward(
                 let p = tile_probs(d, q_t, k, (q0, q1), pad)?;
                 // dv += P^T dO; dP = dO v^T, turned into dS in place by the softmax backward.
                 let dv = &mut dv[..q1 * dh];
-                matmul(
-                    q1,
-                    dh,
-                    m,
-                    dv,
-                    true,
-                    Mat::t(&p, q1),
-                    Mat::rows(go_t, dh),
-                    false,
-                )?;
+                matmul(dv, true, Mat::t(&p, m, q1), Mat::new(go_t, m, dh), false)?;
                 let mut ds = vec![0f32; m * q1];
                 matmul(
-                    m,
-                    q1,
-                    dh,
                     &mut ds,
                     false,
-                    Mat::rows(go_t, dh),
-                    Mat::t(v, dh),
+                    Mat::new(go_t, m, dh),
+                    Mat::t(v, q1, dh),
                     false,
                 )?;
                 for (ds, p) in ds.chunks_mut(q1).zip(p.chunks(q1)) {
@@ -548,26 +451,14 @@ fn attention_backward(
                 // dq = dS k; dk += dS^T q.
                 let dq_t = &mut dq[r0 * dh..][..m * dh];
                 matmul(
-                    m,
-                    dh,
-                    q1,
                     dq_t,
                     false,
-                    Mat::rows(&ds, q1),
-                    Mat::rows(k, dh),
+                    Mat::new(&ds, m, q1),
+                    Mat::new(k, q1, dh),
                     false,
                 )?;
                 let dk = &mut dk[..q1 * dh];
-                matmul(
-                    q1,
-                    dh,
-                    m,
-                    dk,
-                    true,
-                    Mat::t(&ds, q1),
-                    Mat::rows(q_t, dh),
-                    false,
-                )?;
+                matmul(dk, true, Mat::t(&ds, m, q1), Mat::new(q_t, m, dh), false)?;
             }
             Ok(())
         })?;
@@ -653,18 +544,18 @@ pub(crate) fn backward(
     );
     let dv = kernels::transpose_heads(&dvh, (d.b, d.t, d.kv_heads, dh), false);
     drop((dqr, dkr, dvh));
-    let head_norm_backward =
-        |dt: Vec<f32>, pre: Option<Vec<f32>>, nw: Option<&[f32]>, gn: Option<&mut [f32]>| match (
-            pre, nw,
-        ) {
-            (Some(pre), Some(nw)) => {
-                let mut out = vec![0f32; dt.len()];
-                norm_backward(&pre, nw, d.eps, &dt, &mut out, gn);
-                Ok(out)
-            }
-            (None, None) => Ok(dt),
-            _ => bail!("decoder block: a q/k norm without its saved input"),
-        };
+    let head_norm_backward = |dt: Vec<f32>,
+                              pre: Option<Vec<f32>>,
+                              nw: Option<&[f32]>,
+                              gn: Option<&mut [f32]>| match (pre, nw) {
+        (Some(pre), Some(nw)) => {
+            let mut out = vec![0f32; dt.len()];
+            norm_backward(&pre, nw, d.eps, &dt, &mut out, gn);
+            Ok(out)
+        }
+        (None, None) => Ok(dt),
+        _ => bail!("decoder block: a q/k norm without its saved input"),
+    };
     let dq = head_norm_backward(dq, q_pre, w.q_norm, g.q_norm.as_deref_mut())?;
     let dk = head_norm_backward(dk, k_pre, w.k_norm, g.k_norm.as_deref_mut())?;
 

@@ -87,13 +87,10 @@ pub(crate) fn head_backward(
                 let h_c = &h[start * hidden..(start + c) * hidden];
                 let z = &mut buf[..c * vocab];
                 matmul(
-                    c,
-                    vocab,
-                    hidden,
                     z,
                     false,
-                    Mat::rows(h_c, hidden),
-                    Mat::t(w, hidden),
+                    Mat::new(h_c, c, hidden),
+                    Mat::t(w, vocab, hidden),
                     true,
                 )?;
                 let stats: Vec<TokenStat> = z
@@ -121,24 +118,18 @@ pub(crate) fn head_backward(
                 // dh = dz W; dW += dz^T h, straight into the buffer.
                 let gh = &mut grad_h[start * hidden..(start + c) * hidden];
                 matmul(
-                    c,
-                    hidden,
-                    vocab,
                     gh,
                     false,
-                    Mat::rows(z, vocab),
-                    Mat::rows(w, hidden),
+                    Mat::new(z, c, vocab),
+                    Mat::new(w, vocab, hidden),
                     true,
                 )?;
                 if let Some(grad_w) = grad_w.as_deref_mut() {
                     matmul(
-                        vocab,
-                        hidden,
-                        c,
                         grad_w,
                         true,
-                        Mat::t(z, vocab),
-                        Mat::rows(h_c, hidden),
+                        Mat::t(z, c, vocab),
+                        Mat::new(h_c, c, hidden),
                         true,
                     )?;
                 }

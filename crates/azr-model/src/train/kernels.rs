@@ -16,55 +16,61 @@ pub(crate) const MIN_ROWS: usize = 16;
 // ---------------------------------------------------------------------------------------------
 // Matrix products.
 
-/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+/// A read-only `rows x cols` matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Mat<'a> {
     pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
     pub rs: usize,
     pub cs: usize,
 }
 
 impl<'a> Mat<'a> {
-    /// A row-major matrix with `cols` columns.
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+    /// A row-major `rows x cols` matrix (`data` may hold more rows than are used).
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Self {
             data,
+            rows,
+            cols,
             rs: cols,
             cs: 1,
         }
     }
 
-    /// The transpose of a row-major matrix with `cols` columns.
-    pub fn t(data: &'a [f32], cols: usize) -> Self {
+    /// The transpose of a row-major `rows x cols` matrix: a `cols x rows` view.
+    pub fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Self {
             data,
+            rows: cols,
+            cols: rows,
             rs: 1,
             cs: cols,
         }
     }
 
-    fn covers(&self, r: usize, c: usize) -> bool {
-        r == 0 || c == 0 || (r - 1) * self.rs + (c - 1) * self.cs < self.data.len()
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
     }
 }
 
-/// `dst (m x n, row-major) = a (m x k) b (k x n)`, or `dst += a b` with `accumulate`.
+/// `dst = a b` (row-major `a.rows x b.cols`), or `dst += a b` with `accumulate`.
 /// `parallel`: split the product over rayon's threads (else run on the calling thread, for
 /// callers that already run many small products in parallel).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
     dst: &mut [f32],
     accumulate: bool,
     a: Mat<'_>,
     b: Mat<'_>,
     parallel: bool,
 ) -> Result<()> {
-    if dst.len() < m * n || !a.covers(m, k) || !b.covers(k, n) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || dst.len() < m * n || !a.in_bounds() || !b.in_bounds() {
         bail!(
-            "matmul {m}x{k} by {k}x{n}: operands of {}, {} and {} elements",
+            "matmul {m}x{k} by {}x{n}: operands of {}, {} and {} elements",
+            b.rows,
             a.data.len(),
             b.data.len(),
             dst.len()
