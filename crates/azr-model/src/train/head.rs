@@ -11,7 +11,7 @@
 //!   policy gradient (PPO's trust region).
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Storage, Tensor};
+use candle_core::{Layout, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::kernels::{matmul, Mat};
@@ -226,7 +226,12 @@ pub(crate) fn add_into(acc: &mut [f32], t: &Tensor) -> Result<()> {
 /// Calls `f` with the f32 elements of a contiguous CPU tensor.
 pub(crate) fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
+    f(cpu_f32(&storage, layout)?)
+}
+
+/// The f32 elements a contiguous CPU tensor's storage and layout describe.
+pub(crate) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    let Storage::Cpu(cpu) = storage else {
         bail!("training runs on the CPU only");
     };
     let all = cpu
@@ -235,5 +240,5 @@ pub(crate) fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>)
     let (a, b) = layout
         .contiguous_offsets()
         .context("expected a contiguous tensor")?;
-    f(&all[a..b])
+    Ok(&all[a..b])
 }

@@ -41,7 +41,7 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 pub use adamw::{AdamWConfig, AdamWState};
-use head::{add_into, head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
+use head::{add_into, cpu_f32, head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
 
 use crate::lora::{LoraAdapter, LoraConfig};
 use crate::model::{left_pad, Model};
@@ -503,7 +503,10 @@ impl Trainer {
         let t2 = Instant::now();
         let g = match stash {
             Stash::Hand(hand, stash) => {
-                let index = self.blocks.as_deref().unwrap_or_default();
+                let index = self
+                    .blocks
+                    .as_deref()
+                    .context("no block index for the hand-written backward")?;
                 hand_backward(index, &mut self.params, &self.frozen, &hand, stash, &g)?
             }
             Stash::Autograd(inputs, graphs) => autograd_backward(
@@ -814,19 +817,10 @@ impl HandCtx {
 /// Runs `f` with the tensors' values as f32 slices (their read locks held meanwhile).
 fn with_values<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> Result<R>) -> Result<R> {
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-    let mut slices = Vec::with_capacity(guards.len());
-    for (storage, layout) in &guards {
-        let candle_core::Storage::Cpu(cpu) = &**storage else {
-            bail!("training runs on the CPU only");
-        };
-        let all = cpu
-            .as_slice::<f32>()
-            .context("training needs f32 weights")?;
-        let (a, b) = layout
-            .contiguous_offsets()
-            .context("a weight is not contiguous")?;
-        slices.push(&all[a..b]);
-    }
+    let slices = guards
+        .iter()
+        .map(|(storage, layout)| cpu_f32(storage, layout))
+        .collect::<Result<Vec<_>>>()?;
     f(&slices)
 }
 
