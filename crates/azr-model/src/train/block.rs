@@ -411,22 +411,22 @@ fn attention_forward(
 fn attention_backward(
     d: &Dims,
     ctx: &Attn<'_>,
-    s: &Saved,
+    (qr, kr, vh): (&[f32], &[f32], &[f32]),
     dout: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let (t, dh) = (d.t, d.head_dim);
     let r = d.groups() * t;
     let scale = 1.0 / (dh as f32).sqrt();
-    let mut dq = vec![0f32; s.qr.len()];
-    let mut dk = vec![0f32; s.kr.len()];
-    let mut dv = vec![0f32; s.vh.len()];
+    let mut dq = vec![0f32; qr.len()];
+    let mut dk = vec![0f32; kr.len()];
+    let mut dv = vec![0f32; vh.len()];
     dq.par_chunks_mut(r * dh)
         .zip(dk.par_chunks_mut(t * dh).zip(dv.par_chunks_mut(t * dh)))
         .enumerate()
         .try_for_each(|(i, (dq, (dk, dv)))| -> Result<()> {
-            let q = &s.qr[i * r * dh..][..r * dh];
-            let k = &s.kr[i * t * dh..][..t * dh];
-            let v = &s.vh[i * t * dh..][..t * dh];
+            let q = &qr[i * r * dh..][..r * dh];
+            let k = &kr[i * t * dh..][..t * dh];
+            let v = &vh[i * t * dh..][..t * dh];
             let go = &dout[i * r * dh..][..r * dh];
             let pad = ctx.pad[i / d.kv_heads];
             for (r0, q0, q1) in tiles(d) {
@@ -475,19 +475,30 @@ pub(crate) fn backward(
     saved: Saved,
     dy: &[f32],
 ) -> Result<Vec<f32>> {
-    check(w, d, ctx, &saved.x)?;
-    if dy.len() != saved.x.len() {
+    let Saved {
+        x,
+        q_pre,
+        k_pre,
+        qr,
+        kr,
+        vh,
+        att,
+        x2,
+        mut gate,
+        mut up,
+    } = saved;
+    check(w, d, ctx, &x)?;
+    if dy.len() != x.len() {
         bail!(
             "decoder block backward: {} gradient values for {}",
             dy.len(),
-            saved.x.len()
+            x.len()
         );
     }
     let (n, h, i, dh) = (d.rows(), d.hidden, d.inter, d.head_dim);
     let qw = d.q_width();
 
     // MLP: y = x2 + a Wd^T with a = silu(gate) * up.
-    let (mut gate, mut up) = (saved.gate, saved.up);
     let mut a = vec![0f32; n * i];
     kernels::swiglu(&gate, &up, &mut a);
     let mut da = vec![0f32; n * i];
@@ -496,7 +507,6 @@ pub(crate) fn backward(
     kernels::swiglu_backward(&mut gate, &mut up, &da);
     drop(da);
     let (dgate, dup) = (gate, up);
-    let x2 = saved.x2;
     let mut h2 = vec![0f32; n * h];
     kernels::rms_norm(&x2, w.post_norm, d.eps, &mut h2);
     let mut dh2 = vec![0f32; n * h];
@@ -518,21 +528,12 @@ pub(crate) fn backward(
 
     // Attention: x2 = x + att Wo^T.
     let mut datt = vec![0f32; n * qw];
-    w.o.backward(&mut g.o, &dx2, &saved.att, n, qw, &mut datt, false)?;
+    w.o.backward(&mut g.o, &dx2, &att, n, qw, &mut datt, false)?;
+    drop(att);
     let dheads = kernels::transpose_heads(&datt, (d.b, d.t, d.heads, dh), true);
     drop(datt);
-    let parts = Saved {
-        att: Vec::new(),
-        x2: Vec::new(),
-        gate: Vec::new(),
-        up: Vec::new(),
-        ..saved
-    };
-    let (dqr, dkr, dvh) = attention_backward(d, ctx, &parts, &dheads)?;
-    drop(dheads);
-    let Saved {
-        x, q_pre, k_pre, ..
-    } = parts;
+    let (dqr, dkr, dvh) = attention_backward(d, ctx, (&qr, &kr, &vh), &dheads)?;
+    drop((qr, kr, vh, dheads));
     let dq = kernels::rope(&dqr, (d.b, d.t, d.heads, dh), ctx.cos, ctx.sin, false, true);
     let dk = kernels::rope(
         &dkr,

@@ -906,8 +906,8 @@ fn hand_backward(
     Ok(Tensor::from_vec(g, shape, &device)?)
 }
 
-/// The decoder layers through candle's autograd (LoRA): returns the last hidden state and, per
-/// layer, its input (recompute) or its graph.
+/// The decoder layers through candle's autograd (the tests' reference for the hand-written
+/// blocks): returns the last hidden state and, per layer, its input (recompute) or its graph.
 fn autograd_forward(
     model: &Model,
     ctx: &crate::model::ForwardCtx,
