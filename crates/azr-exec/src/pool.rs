@@ -143,47 +143,81 @@ impl Drop for Pool {
     }
 }
 
+/// Most jobs one worker takes from the queue at once. A batch is one request line: the worker
+/// parses and compiles all of it before its first fork, which saves a copy-on-write fault for
+/// every page that work touches, once per job (see `answer_batch` in worker.py).
+const MAX_BATCH: usize = 8;
+
+/// Takes the next batch: the first task blocks, then as many more as keep the queue shared
+/// fairly among the workers (a short queue is not swallowed by one worker), at most `MAX_BATCH`.
+fn next_batch(tasks: &Receiver<Task>, workers: usize) -> Option<Vec<Task>> {
+    let first = tasks.recv().ok()?;
+    let fair_share = tasks.len() / workers.max(1);
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH.min(1 + fair_share) {
+        match tasks.try_recv() {
+            Ok(task) => batch.push(task),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerProc>, uid: u32) {
     let mut failures = 0u32;
-    for task in tasks.iter() {
-        if proc.is_none() {
-            match WorkerProc::spawn(&shared.cfg, &shared.python, shared.bwrap.as_deref(), uid) {
-                Ok(p) => {
-                    failures = 0;
-                    proc = Some(p);
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::error!("worker start failed ({failures} in a row): {e}");
-                    let _ = task
-                        .reply
-                        .send((task.index, Reply::failure("killed", e.to_string())));
-                    // Back off so that a persistently broken sandbox does not spin.
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(20))));
-                    continue;
+    while let Some(batch) = next_batch(&tasks, shared.cfg.workers) {
+        let mut pending = &batch[..];
+        while let Some(first) = pending.first() {
+            if proc.is_none() {
+                match WorkerProc::spawn(&shared.cfg, &shared.python, shared.bwrap.as_deref(), uid) {
+                    Ok(p) => {
+                        failures = 0;
+                        proc = Some(p);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::error!("worker start failed ({failures} in a row): {e}");
+                        let _ = first
+                            .reply
+                            .send((first.index, Reply::failure("killed", e.to_string())));
+                        pending = &pending[1..];
+                        // Back off so that a persistently broken sandbox does not spin.
+                        std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(20))));
+                        continue;
+                    }
                 }
             }
+            let worker = proc.as_mut().expect("spawned above");
+            let requests: Vec<&Request> = pending.iter().map(|t| &t.request).collect();
+            let (replies, error) = worker.call_batch(&requests);
+            let answered = replies.len();
+            for (task, reply) in pending.iter().zip(replies) {
+                let _ = task.reply.send((task.index, reply));
+            }
+            pending = &pending[answered..];
+            let Some(error) = error else { break };
+            // The job at the front of `pending` broke its worker; the ones after it never ran
+            // and go to the fresh worker.
+            let Some(task) = pending.first() else { break };
+            proc = None;
+            let reply = match error {
+                CallError::Hung => {
+                    tracing::warn!("worker missed its deadline; killing its sandbox");
+                    Reply::failure(
+                        "timeout",
+                        format!(
+                            "no answer within {:.3} s; sandbox killed",
+                            task.request.timeout
+                        ),
+                    )
+                }
+                CallError::Died(why) => {
+                    tracing::warn!("worker died during a job: {why}");
+                    Reply::failure("killed", format!("the job's worker died: {why}"))
+                }
+            };
+            let _ = task.reply.send((task.index, reply));
+            pending = &pending[1..];
         }
-        let worker = proc.as_mut().expect("spawned above");
-        let reply = match worker.call(&task.request) {
-            Ok(reply) => reply,
-            Err(CallError::Hung) => {
-                tracing::warn!("worker missed its deadline; killing its sandbox");
-                proc = None;
-                Reply::failure(
-                    "timeout",
-                    format!(
-                        "no answer within {:.3} s; sandbox killed",
-                        task.request.timeout
-                    ),
-                )
-            }
-            Err(CallError::Died(why)) => {
-                tracing::warn!("worker died during a job: {why}");
-                proc = None;
-                Reply::failure("killed", format!("the job's worker died: {why}"))
-            }
-        };
-        let _ = task.reply.send((task.index, reply));
     }
 }

@@ -235,14 +235,35 @@ impl WorkerProc {
         }
     }
 
-    /// Sends one request and waits for its reply, at most the job's timeout plus a grace period.
-    pub fn call(&mut self, request: &Request) -> Result<Reply, CallError> {
-        let line = serde_json::to_string(request).expect("request serializes");
-        self.send_line(&line)?;
-        let limit = Duration::from_secs_f64(request.timeout) + BACKSTOP_GRACE;
-        let line = self.recv(limit)?;
-        serde_json::from_str(&line)
-            .map_err(|e| CallError::Died(format!("unreadable reply from worker: {e}")))
+    /// Sends a batch of requests as one line and collects their replies, which the worker streams
+    /// back one line per job, in order. Each reply may take its own job's timeout plus a grace
+    /// period. On a failure the replies so far are returned with the error, which belongs to the
+    /// next job; the jobs after it never ran.
+    pub fn call_batch(&mut self, requests: &[&Request]) -> (Vec<Reply>, Option<CallError>) {
+        let mut line = String::from("[");
+        for (i, request) in requests.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&serde_json::to_string(request).expect("request serializes"));
+        }
+        line.push(']');
+        if let Err(e) = self.send_line(&line) {
+            return (Vec::new(), Some(e));
+        }
+        let mut replies = Vec::with_capacity(requests.len());
+        for request in requests {
+            let limit = Duration::from_secs_f64(request.timeout) + BACKSTOP_GRACE;
+            let reply = self.recv(limit).and_then(|line| {
+                serde_json::from_str(&line)
+                    .map_err(|e| CallError::Died(format!("unreadable reply from worker: {e}")))
+            });
+            match reply {
+                Ok(reply) => replies.push(reply),
+                Err(e) => return (replies, Some(e)),
+            }
+        }
+        (replies, None)
     }
 
     pub fn stderr_tail(&self) -> String {

@@ -45,10 +45,11 @@ def is_literal_value(v, depth=0):
 
 
 class Rejected(Exception):
-    def __init__(self, reason, detail):
+    def __init__(self, reason, detail, ms=0.0):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.ms = ms
 
 
 def check_program(tree, banned, forbidden_names, forbidden_attrs):
@@ -235,30 +236,23 @@ def run_job(req, prepared):
     return {"s": "ok", "o": text, "lit": literal}
 
 
-def child_main(req, cfg, prepared, result_w, memfd, uid):
+def child_main(req, prepared, result_w, memfd, uid):
+    # fd 0 (/dev/null) and fd 1 (the capture memfd) are the worker's own already, and so are the
+    # rlimits, signal dispositions and recursion limit that are the same for every job (set once
+    # in main): every call made here touches objects, and every page touched is copied.
     os.setpgid(0, 0)
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(memfd, 1)
     os.dup2(memfd, 2)
     os.dup2(result_w, 3)
-    os.closerange(4, 1 << 16)
+    os.closerange(4, 1 << 16)  # the protocol pipes among them: a job cannot answer for another
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    timeout = req["timeout"]
+    cpu = int(math.ceil(req["timeout"])) + 1
     mem = req["mem_mb"] << 20
-    cpu = int(math.ceil(timeout)) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_NPROC, (cfg["max_procs"], cfg["max_procs"]))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (cfg["capture_bytes"], cfg["capture_bytes"]))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    sys.setrecursionlimit(cfg["recursion_limit"])
-    # Python ignores SIGXFSZ; restore the default so a stdout flood ends the job as `output_limit`.
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    _setrlimit(_RLIMIT_CPU, (cpu, cpu))
+    _setrlimit(_RLIMIT_AS, (mem, mem))
+    _setrlimit(_RLIMIT_NPROC, (_MAX_PROCS, _MAX_PROCS))
     try:
         reply = run_job(req, prepared)
     except Rejected as r:
@@ -307,29 +301,26 @@ def encode_reply(reply):
 
 SIGNAL_STATUS = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}
 MAX_REPLY = 4 << 20
+REPLY_STATUSES = {"ok", "error", "rejected", "memory", "output_limit"}
+SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
+_now = time.monotonic
+_setrlimit = resource.setrlimit
+_RLIMIT_CPU = int(resource.RLIMIT_CPU)
+_RLIMIT_AS = int(resource.RLIMIT_AS)
+_RLIMIT_NPROC = int(resource.RLIMIT_NPROC)
+_MAX_PROCS = 8  # from the config, in main
+_SIGKILL = int(signal.SIGKILL)
 
 
-def supervise(req, cfg, memfd, uid):
+def supervise(req, prepared, cfg, memfd, uid, last_pid_fd):
     """Fork the job, wait for its result or the deadline, then kill everything it left behind."""
     start = _now()
-    prepared = None
-    if req["mode"] != "compare":
-        try:
-            prepared = prepare(req, cfg)
-        except Rejected as r:
-            return {"s": "rejected", "r": r.reason, "e": r.detail, "ms": (_now() - start) * 1000.0}
     result_r, result_w = os.pipe()
-    os.lseek(memfd, 0, os.SEEK_SET)
-    os.ftruncate(memfd, 0)
-    sys.stdout.flush()
-    # Frozen objects are never scanned by the child's cyclic GC, so it touches (and copies) fewer
-    # of the worker's pages.
-    gc.freeze()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(result_r)
-            child_main(req, cfg, prepared, result_w, memfd, uid)
+            child_main(req, prepared, result_w, memfd, uid)
         finally:
             os._exit(70)
     os.close(result_w)
@@ -338,15 +329,14 @@ def supervise(req, cfg, memfd, uid):
     chunks = []
     size = 0
     eof = False
-    timed_out = False
+    exited = False
     # Wait for the child to exit, reading its result as it comes (a large result fills the pipe
     # before the child can exit). A daemon may hold the pipe open, so EOF is not the end.
     while True:
         left = deadline - _now()
         if left <= 0:
-            timed_out = True
             break
-        ready, _, _ = select.select([pidfd] if eof else [result_r, pidfd], [], [], left)
+        ready = select.select([pidfd] if eof else [result_r, pidfd], [], [], left)[0]
         if result_r in ready:
             chunk = os.read(result_r, 65536)
             if not chunk:
@@ -357,6 +347,7 @@ def supervise(req, cfg, memfd, uid):
                 if size > MAX_REPLY:
                     break
         if pidfd in ready:
+            exited = True
             while not eof and size <= MAX_REPLY and select.select([result_r], [], [], 0)[0]:
                 chunk = os.read(result_r, 65536)
                 if not chunk:
@@ -365,29 +356,37 @@ def supervise(req, cfg, memfd, uid):
                 size += _len(chunk)
             break
     elapsed = _now() - start
-    # Kill the job, its process group, and every process it spawned (daemons, setsid escapes).
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    if cfg["kill_all"]:  # only inside the sandbox's own PID namespace
+    # Every pid of the sandbox's namespace is the worker's or a job's, allocated in order: when
+    # the exited child still holds the last one, it started no process (and no thread) that
+    # could live on, and the sweep below is skipped. It is the common case, and the sweep's
+    # system calls and the ChildProcessError that ends it cost more than the job itself.
+    alone = exited and last_pid_fd is not None and int(os.pread(last_pid_fd, 16, 0)) == pid
+    if not alone:
+        # Kill the job, its process group, and every process it spawned (daemons, setsid
+        # escapes).
         try:
-            os.kill(-1, signal.SIGKILL)
+            os.killpg(pid, _SIGKILL)
         except OSError:
             pass
-    _, wstatus = os.waitpid(pid, 0)
-    # As PID 1 of the sandbox (or child subreaper) the worker inherits every orphan of the job:
-    # reap them all, so that no zombie still counts against the next job's RLIMIT_NPROC.
-    flags = 0 if cfg["kill_all"] else os.WNOHANG  # without kill_all a daemon may live on
-    while True:
-        try:
-            if os.waitpid(-1, flags)[0] == 0:
+        if cfg["kill_all"]:  # only inside the sandbox's own PID namespace
+            try:
+                os.kill(-1, _SIGKILL)
+            except OSError:
+                pass
+    wstatus = os.waitpid(pid, 0)[1]
+    if not alone:
+        # As PID 1 of the sandbox (or child subreaper) the worker inherits every orphan of the
+        # job: reap them all, so that no zombie still counts against the next job's RLIMIT_NPROC.
+        flags = 0 if cfg["kill_all"] else os.WNOHANG  # without kill_all a daemon may live on
+        while True:
+            try:
+                if os.waitpid(-1, flags)[0] == 0:
+                    break
+            except ChildProcessError:
                 break
-        except ChildProcessError:
-            break
     os.close(pidfd)
     os.close(result_r)
-    if timed_out:
+    if not exited and size <= MAX_REPLY:
         reply = {"s": "timeout", "e": "wall-clock timeout after %.3f s" % req["timeout"]}
     elif size > MAX_REPLY:
         reply = {"s": "output_limit", "e": "result message over %d bytes" % MAX_REPLY}
@@ -395,7 +394,7 @@ def supervise(req, cfg, memfd, uid):
         reply = None
         if size:
             try:
-                reply = json.loads(b"".join(chunks))
+                reply = json.loads(chunks[0] if _len(chunks) == 1 else b"".join(chunks))
                 if not _isinstance(reply, dict) or reply.get("s") not in REPLY_STATUSES:
                     reply = None
             except ValueError:
@@ -403,51 +402,109 @@ def supervise(req, cfg, memfd, uid):
         if reply is None:
             if os.WIFSIGNALED(wstatus):
                 sig = os.WTERMSIG(wstatus)
-                name = signal.Signals(sig).name if sig in SIGNAL_NAMES else str(sig)
-                reply = {"s": SIGNAL_STATUS.get(sig, "killed"), "e": "terminated by signal %s" % name}
+                reply = {
+                    "s": SIGNAL_STATUS.get(sig, "killed"),
+                    "e": "terminated by signal %s" % SIGNAL_NAMES.get(sig, sig),
+                }
             else:
                 code = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else -1
                 reply = {"s": "error", "e": "process exited with code %d before returning" % code}
     reply["ms"] = elapsed * 1000.0
-    cap = cfg["return_stdout"]
-    if cap:
-        captured = os.pread(memfd, cap + 1, 0)
-        if captured:
-            reply["out"] = captured[:cap].decode("utf-8", "replace")
+    # The job's stdout and stderr share the memfd's file offset with the worker: where it ends is
+    # how much the job wrote (usually nothing, and then there is nothing to read or clear).
+    written = os.lseek(memfd, 0, os.SEEK_CUR)
+    if written:
+        cap = cfg["return_stdout"]
+        if cap:
+            captured = os.pread(memfd, min(written, cap), 0)
+            if captured:
+                reply["out"] = captured.decode("utf-8", "replace")
+        os.ftruncate(memfd, 0)
+        os.lseek(memfd, 0, os.SEEK_SET)
     return reply
 
 
-REPLY_STATUSES = {"ok", "error", "rejected", "memory", "output_limit"}
-SIGNAL_NAMES = set(signal.Signals)
+def answer_batch(reqs, cfg, memfd, uid, last_pid_fd, proto_out):
+    """One request line is a batch: all static work first, then the forks back to back.
+
+    After a fork every page of the worker is copy-on-write, and the worker pays a fault for each
+    page it writes until the next fork. Parsing and compiling a whole batch before its first
+    fork, instead of before each, pays those faults once per batch. Replies stream out one line
+    per job, in order, as each job ends.
+    """
+    prepared = []
+    for req in reqs:
+        if req["mode"] == "compare":
+            prepared.append(None)
+            continue
+        start = _now()
+        try:
+            prepared.append(prepare(req, cfg))
+        except Rejected as r:
+            prepared.append(Rejected(r.reason, r.detail, (_now() - start) * 1000.0))
+    sys.stdout.flush()  # nothing buffered in the worker may reach a job's capture
+    for req, prep in zip(reqs, prepared):
+        if _type(prep) is Rejected:
+            reply = {"s": "rejected", "r": prep.reason, "e": prep.detail, "ms": prep.ms}
+        else:
+            reply = supervise(req, prep, cfg, memfd, uid, last_pid_fd)
+        proto_out.write(json.dumps(reply).encode() + b"\n")
 
 
-_now = time.monotonic
+# Jobs between two unfreezes of the worker's heap (see main).
+REFREEZE_JOBS = 2000
 
 
 def main():
+    global _MAX_PROCS
     proto_in = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
+    os.close(devnull)
     cfg = json.loads(proto_in.readline())
     cfg["banned"] = frozenset(cfg["banned"])
     cfg["forbidden_names"] = frozenset(cfg["forbidden_names"])
     cfg["forbidden_attrs"] = frozenset(cfg["forbidden_attrs"])
     uid = cfg["job_uid"] if os.getuid() == 0 else None
-    if os.getpid() != 1:
+    _MAX_PROCS = cfg["max_procs"]
+    last_pid_fd = None
+    if os.getpid() == 1 and cfg["kill_all"]:
+        last_pid_fd = os.open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY)
+    else:
         # Outside a PID namespace of our own (--no-sandbox) orphans of a job would go to the
         # host's init; become their reaper instead. In the sandbox the worker is PID 1 already.
         import ctypes
 
         PR_SET_CHILD_SUBREAPER = 36
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # Limits and settings that are the same for every job, set once: children inherit them. They
+    # bind the worker too, which needs few descriptors, never writes a file and never dumps core.
+    # (CPU seconds, address space and processes stay per job: the worker must outlive them.)
+    capture = cfg["capture_bytes"]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (capture, capture))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    sys.setrecursionlimit(cfg["recursion_limit"])
+    # Python ignores SIGXFSZ; the default makes a stdout flood end the job as `output_limit`.
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     memfd = os.memfd_create("azr-capture")
     os.dup2(memfd, 1)  # stray prints of the worker never reach the protocol stream
     proto_out.write(json.dumps({"ready": True, "root": uid is not None, "pid": os.getpid()}).encode() + b"\n")
+    # Frozen objects are never scanned by a child's cyclic GC, so it touches (and copies) fewer of
+    # the worker's pages. Freezing keeps cyclic garbage forever, so the heap is collected and
+    # frozen again now and then instead of before every fork (which grew the worker without
+    # bound, and every page it grows by is one more to map in every fork).
+    since_freeze = REFREEZE_JOBS
     for line in proto_in:
-        req = json.loads(line)
-        reply = supervise(req, cfg, memfd, uid)
-        proto_out.write(json.dumps(reply).encode() + b"\n")
+        if since_freeze >= REFREEZE_JOBS:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            since_freeze = 0
+        reqs = json.loads(line)
+        since_freeze += _len(reqs)
+        answer_batch(reqs, cfg, memfd, uid, last_pid_fd, proto_out)
 
 
 main()

@@ -1,4 +1,5 @@
-//! A worker killed from outside is replaced; the job it was running gets an error result.
+//! A worker killed from outside is replaced; the job it was running gets an error result, and
+//! the jobs of its batch that had not started run on the replacement.
 //! (Its own test binary: it kills this process's bwrap children, which must all be its own.)
 
 use std::time::Duration;
@@ -43,17 +44,25 @@ fn killed_worker_is_replaced() {
     let pids = bwrap_children();
     assert_eq!(pids.len(), 1, "one worker sandbox: {pids:?}");
     std::thread::scope(|s| {
+        // One batch (a single worker takes the whole queue): the jobs queued behind the one
+        // whose worker dies never ran, and must run on the replacement, not fail with it.
         let slow = s.spawn(|| {
-            exec.run(&Job::Run {
-                program: "import time\ndef f(x):\n    time.sleep(3)\n    return x".into(),
-                input: "2".into(),
-            })
+            exec.run_batch(&[
+                Job::Run {
+                    program: "import time\ndef f(x):\n    time.sleep(3)\n    return x".into(),
+                    input: "2".into(),
+                },
+                job(7),
+                job(8),
+            ])
         });
         std::thread::sleep(Duration::from_millis(500));
         // SAFETY: plain syscall on a pid we just found as our own child.
         unsafe { libc::kill(pids[0], libc::SIGKILL) };
         let r = slow.join().unwrap();
-        assert_eq!(r.status, Status::Killed, "{r:?}");
+        assert_eq!(r[0].status, Status::Killed, "{:?}", r[0]);
+        assert_eq!(r[1].output.as_deref(), Some("7"), "{:?}", r[1]);
+        assert_eq!(r[2].output.as_deref(), Some("8"), "{:?}", r[2]);
     });
     // The next jobs run on a fresh worker.
     for x in 3..6 {
