@@ -38,7 +38,7 @@ pub(crate) struct Request {
     pub max_output: usize,
 }
 
-/// A reply in the worker's wire format (short keys: it is parsed once per job).
+/// One job's reply: what its process claimed, completed by the worker's account of how it ended.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Reply {
     pub s: String,
@@ -55,10 +55,82 @@ pub(crate) struct Reply {
     /// Multi-call mode: one claimed value per input.
     #[serde(default)]
     pub outs: Option<Vec<Claimed>>,
-    #[serde(default)]
+    /// Captured stdout/stderr (from the worker's header, never from the job's result).
+    #[serde(skip)]
     pub out: Option<String>,
-    #[serde(default)]
+    /// Wall time of the job (from the worker's header).
+    #[serde(skip)]
     pub ms: f64,
+}
+
+/// Statuses a job process may claim for itself; anything else is no result at all.
+const CLAIMABLE: [&str; 5] = ["ok", "error", "rejected", "memory", "output_limit"];
+
+/// The worker's own account of one job: the JSON before the tab of its reply line.
+#[derive(Deserialize)]
+struct Header {
+    ms: f64,
+    /// Set when the worker stopped the job (`timeout`, `output_limit`); its result is void.
+    #[serde(default)]
+    end: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    /// The signal that ended the job process, if one did.
+    #[serde(default)]
+    sig: Option<i32>,
+    #[serde(default)]
+    signame: Option<String>,
+    /// Non-zero exit status of the job process.
+    #[serde(default)]
+    code: Option<i32>,
+    #[serde(default)]
+    out: Option<String>,
+}
+
+/// Parses a reply line, `HEADER \t RESULT`: the header is the worker's (an unreadable one is a
+/// broken worker); the result is whatever bytes the job process wrote, so a malformed one only
+/// means the job returned nothing, and the way its process ended decides the status.
+pub(crate) fn parse_reply(line: &[u8]) -> Result<Reply, String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let (head, result) = match line.iter().position(|&b| b == b'\t') {
+        Some(tab) => (&line[..tab], &line[tab + 1..]),
+        None => (line, &[][..]),
+    };
+    let header: Header = serde_json::from_slice(head).map_err(|e| {
+        format!(
+            "unreadable reply from worker ({e}): {}",
+            String::from_utf8_lossy(&head[..head.len().min(200)])
+        )
+    })?;
+    let claimed = || {
+        serde_json::from_slice::<Reply>(result)
+            .ok()
+            .filter(|r| CLAIMABLE.contains(&r.s.as_str()))
+    };
+    let mut reply = match header.end {
+        Some(end) => Reply::failure(&end, header.e.unwrap_or_default()),
+        None => claimed().unwrap_or_else(|| match header.sig {
+            Some(sig) => {
+                let status = match sig {
+                    libc::SIGXCPU => "timeout",
+                    libc::SIGXFSZ => "output_limit",
+                    _ => "killed",
+                };
+                let name = header.signame.unwrap_or_else(|| sig.to_string());
+                Reply::failure(status, format!("terminated by signal {name}"))
+            }
+            None => Reply::failure(
+                "error",
+                format!(
+                    "process exited with code {} before returning",
+                    header.code.unwrap_or(0)
+                ),
+            ),
+        }),
+    };
+    reply.ms = header.ms;
+    reply.out = header.out;
+    Ok(reply)
 }
 
 impl Reply {
@@ -103,7 +175,7 @@ pub(crate) enum CallError {
 pub(crate) struct WorkerProc {
     child: Child,
     stdin: ChildStdin,
-    replies: Receiver<Option<String>>,
+    replies: Receiver<Option<Vec<u8>>>,
     stderr_tail: Arc<Mutex<String>>,
 }
 
@@ -133,8 +205,9 @@ impl WorkerProc {
             .spawn(move || {
                 let mut reader = BufReader::with_capacity(1 << 16, stdout);
                 loop {
-                    let mut line = String::new();
-                    match reader.read_line(&mut line) {
+                    // Bytes, not a String: a job's result part may be anything.
+                    let mut line = Vec::new();
+                    match reader.read_until(b'\n', &mut line) {
                         Ok(0) | Err(_) => {
                             let _ = tx.send(None);
                             return;
@@ -195,9 +268,10 @@ impl WorkerProc {
             .send_line(&line)
             .and_then(|_| worker.recv(START_TIMEOUT));
         match ready {
-            Ok(line) if serde_json::from_str::<Ready>(&line).is_ok_and(|r| r.ready) => Ok(worker),
+            Ok(line) if serde_json::from_slice::<Ready>(&line).is_ok_and(|r| r.ready) => Ok(worker),
             Ok(line) => Err(ExecError::Spawn(format!(
-                "worker sent {line:?} instead of its ready line"
+                "worker sent {:?} instead of its ready line",
+                String::from_utf8_lossy(&line)
             ))),
             Err(err) => {
                 let reason = match err {
@@ -224,7 +298,7 @@ impl WorkerProc {
             .map_err(|e| CallError::Died(format!("worker pipe closed: {e}")))
     }
 
-    fn recv(&mut self, limit: Duration) -> Result<String, CallError> {
+    fn recv(&mut self, limit: Duration) -> Result<Vec<u8>, CallError> {
         match self.replies.recv_timeout(limit) {
             Ok(Some(line)) => Ok(line),
             Ok(None) | Err(RecvTimeoutError::Disconnected) => {
@@ -254,10 +328,9 @@ impl WorkerProc {
         let mut replies = Vec::with_capacity(requests.len());
         for request in requests {
             let limit = Duration::from_secs_f64(request.timeout) + BACKSTOP_GRACE;
-            let reply = self.recv(limit).and_then(|line| {
-                serde_json::from_str(&line)
-                    .map_err(|e| CallError::Died(format!("unreadable reply from worker: {e}")))
-            });
+            let reply = self
+                .recv(limit)
+                .and_then(|line| parse_reply(&line).map_err(CallError::Died));
             match reply {
                 Ok(reply) => replies.push(reply),
                 Err(e) => return (replies, Some(e)),
@@ -288,5 +361,65 @@ impl WorkerProc {
 impl Drop for WorkerProc {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_reply;
+
+    #[test]
+    fn a_valid_claim_is_completed_by_the_header() {
+        let r = parse_reply(b"{\"ms\":1.5,\"out\":\"hi\"}\t{\"s\":\"ok\",\"o\":\"3\",\"lit\":true}\n")
+            .unwrap();
+        assert_eq!((r.s.as_str(), r.o.as_deref(), r.lit), ("ok", Some("3"), true));
+        assert_eq!((r.ms, r.out.as_deref()), (1.5, Some("hi")));
+    }
+
+    #[test]
+    fn a_job_cannot_claim_its_time_output_or_a_worker_status() {
+        let r = parse_reply(b"{\"ms\":2.0}\t{\"s\":\"ok\",\"o\":\"1\",\"ms\":0,\"out\":\"x\"}\n")
+            .unwrap();
+        assert_eq!((r.ms, r.out), (2.0, None));
+        // `timeout` is the worker's to say; claimed by the job it is no result at all.
+        let r = parse_reply(b"{\"ms\":2.0}\t{\"s\":\"timeout\"}\n").unwrap();
+        assert_eq!(r.s, "error");
+        assert_eq!(
+            r.e.as_deref(),
+            Some("process exited with code 0 before returning")
+        );
+    }
+
+    #[test]
+    fn without_a_readable_result_the_way_the_process_ended_decides() {
+        for (result, sig, status) in [
+            (&b"\xff\xfe garbage"[..], 11, "killed"),
+            (b"", 24, "timeout"),
+            (b"{\"s\":", 25, "output_limit"),
+        ] {
+            let mut line = format!("{{\"ms\":1,\"sig\":{sig},\"signame\":\"SIGX\"}}\t").into_bytes();
+            line.extend_from_slice(result);
+            line.push(b'\n');
+            let r = parse_reply(&line).unwrap();
+            assert_eq!(r.s, status, "{line:?}");
+            assert_eq!(r.e.as_deref(), Some("terminated by signal SIGX"));
+        }
+        let r = parse_reply(b"{\"ms\":1,\"code\":70}\t\n").unwrap();
+        assert_eq!(
+            r.e.as_deref(),
+            Some("process exited with code 70 before returning")
+        );
+    }
+
+    #[test]
+    fn a_job_the_worker_stopped_has_no_result() {
+        let r = parse_reply(b"{\"ms\":5000,\"end\":\"timeout\",\"e\":\"late\"}\t{\"s\":\"ok\"}\n")
+            .unwrap();
+        assert_eq!((r.s.as_str(), r.e.as_deref()), ("timeout", Some("late")));
+    }
+
+    #[test]
+    fn an_unreadable_header_is_a_broken_worker() {
+        assert!(parse_reply(b"Traceback (most recent call last):\n").is_err());
     }
 }

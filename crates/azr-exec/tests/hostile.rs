@@ -375,6 +375,13 @@ fn printing_the_result_protocol_changes_nothing() {
     // the worker's protocol stream, and the next job is answered correctly.
     assert_ne!(r.output.as_deref(), Some("42"), "{r:?}");
     assert_benign(&exec);
+    // Bytes that are not UTF-8 (or not JSON) on the result pipe are no result: the job is an
+    // error, and its worker lives on.
+    let r = run(
+        &exec,
+        "import os\ndef f(x):\n    os.write(3, b'\\xff\\xfe\\t{\"s\": \"ok\", \"o\": \"42\"}')\n    return 7",
+    );
+    assert_eq!(r.status, Status::Error, "{r:?}");
     assert_benign(&exec);
 }
 
