@@ -326,8 +326,12 @@ impl WorkerProc {
             return (Vec::new(), Some(e));
         }
         let mut replies = Vec::with_capacity(requests.len());
-        for request in requests {
-            let limit = Duration::from_secs_f64(request.timeout) + BACKSTOP_GRACE;
+        for (i, request) in requests.iter().enumerate() {
+            let mut limit = Duration::from_secs_f64(request.timeout) + BACKSTOP_GRACE;
+            if i == 0 {
+                // The worker parses and compiles the whole batch before the first job starts.
+                limit += BACKSTOP_GRACE * (requests.len() as u32 - 1);
+            }
             let reply = self
                 .recv(limit)
                 .and_then(|line| parse_reply(&line).map_err(CallError::Died));

@@ -50,11 +50,10 @@ def is_literal_value(v, depth=0):
 
 
 class Rejected(Exception):
-    def __init__(self, reason, detail, ms=0.0):
+    def __init__(self, reason, detail):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-        self.ms = ms
 
 
 def check_program(tree, banned, forbidden_names, forbidden_attrs):
@@ -315,11 +314,12 @@ _MAX_PROCS = 8  # from the config, in main
 _SIGKILL = int(signal.SIGKILL)
 
 
-def supervise(req, prepared, cfg, memfd, uid, last_pid_fd):
+def supervise(req, prepared, prep_s, cfg, memfd, uid, last_pid_fd):
     """Fork the job, wait for its result or the deadline, then kill everything it left behind.
 
     Returns the job's reply line: `HEADER \t RESULT`. The header is the worker's own account,
-    in JSON (time taken, how the job ended, its captured output); the result is what the job
+    in JSON (time taken, `prep_s` of static work included; how the job ended; its captured
+    output); the result is what the job
     process wrote, verbatim, for Rust to parse: untrusted bytes, only ever a claimed value.
     Nothing here decodes it: every object the worker builds between two forks costs page faults
     (the json module's Python layers alone were a third of the worker's).
@@ -396,7 +396,7 @@ def supervise(req, prepared, cfg, memfd, uid, last_pid_fd):
                 break
     os.close(pidfd)
     os.close(result_r)
-    head = '{"ms":%r' % (elapsed * 1000.0)
+    head = '{"ms":%r' % ((prep_s + elapsed) * 1000.0)
     result = b""
     if size > MAX_REPLY:
         head += ',"end":"output_limit","e":"result message over %d bytes"' % MAX_REPLY
@@ -435,21 +435,19 @@ def answer_batch(reqs, cfg, memfd, uid, last_pid_fd, proto_out):
     """
     prepared = []
     for req in reqs:
-        if req["mode"] == "compare":
-            prepared.append(None)
-            continue
         start = _now()
         try:
-            prepared.append(prepare(req, cfg))
+            prep = None if req["mode"] == "compare" else prepare(req, cfg)
         except Rejected as r:
-            prepared.append(Rejected(r.reason, r.detail, (_now() - start) * 1000.0))
+            prep = Rejected(r.reason, r.detail)  # without the traceback (and its frames)
+        prepared.append((prep, _now() - start))
     sys.stdout.flush()  # nothing buffered in the worker may reach a job's capture
-    for req, prep in zip(reqs, prepared):
+    for req, (prep, prep_s) in zip(reqs, prepared):
         if _type(prep) is Rejected:
             reply = {"s": "rejected", "r": prep.reason, "e": prep.detail}
-            line = ('{"ms":%r}\t' % prep.ms).encode() + encode_reply(reply) + b"\n"
+            line = ('{"ms":%r}\t' % (prep_s * 1000.0)).encode() + encode_reply(reply) + b"\n"
         else:
-            line = supervise(req, prep, cfg, memfd, uid, last_pid_fd)
+            line = supervise(req, prep, prep_s, cfg, memfd, uid, last_pid_fd)
         proto_out.write(line)
 
 
