@@ -182,7 +182,9 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                             .send((first.index, Reply::failure("killed", e.to_string())));
                         pending = &pending[1..];
                         // Back off so that a persistently broken sandbox does not spin.
-                        std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(20))));
+                        std::thread::sleep(Duration::from_millis(
+                            100 * u64::from(failures.min(20)),
+                        ));
                         continue;
                     }
                 }

@@ -374,9 +374,13 @@ mod tests {
 
     #[test]
     fn a_valid_claim_is_completed_by_the_header() {
-        let r = parse_reply(b"{\"ms\":1.5,\"out\":\"hi\"}\t{\"s\":\"ok\",\"o\":\"3\",\"lit\":true}\n")
-            .unwrap();
-        assert_eq!((r.s.as_str(), r.o.as_deref(), r.lit), ("ok", Some("3"), true));
+        let r =
+            parse_reply(b"{\"ms\":1.5,\"out\":\"hi\"}\t{\"s\":\"ok\",\"o\":\"3\",\"lit\":true}\n")
+                .unwrap();
+        assert_eq!(
+            (r.s.as_str(), r.o.as_deref(), r.lit),
+            ("ok", Some("3"), true)
+        );
         assert_eq!((r.ms, r.out.as_deref()), (1.5, Some("hi")));
     }
 
@@ -401,7 +405,8 @@ mod tests {
             (b"", 24, "timeout"),
             (b"{\"s\":", 25, "output_limit"),
         ] {
-            let mut line = format!("{{\"ms\":1,\"sig\":{sig},\"signame\":\"SIGX\"}}\t").into_bytes();
+            let mut line =
+                format!("{{\"ms\":1,\"sig\":{sig},\"signame\":\"SIGX\"}}\t").into_bytes();
             line.extend_from_slice(result);
             line.push(b'\n');
             let r = parse_reply(&line).unwrap();
