@@ -314,14 +314,7 @@ impl WorkerProc {
     /// period. On a failure the replies so far are returned with the error, which belongs to the
     /// next job; the jobs after it never ran.
     pub fn call_batch(&mut self, requests: &[&Request]) -> (Vec<Reply>, Option<CallError>) {
-        let mut line = String::from("[");
-        for (i, request) in requests.iter().enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push_str(&serde_json::to_string(request).expect("request serializes"));
-        }
-        line.push(']');
+        let line = serde_json::to_string(requests).expect("requests serialize");
         if let Err(e) = self.send_line(&line) {
             return (Vec::new(), Some(e));
         }

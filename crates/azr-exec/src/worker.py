@@ -319,10 +319,10 @@ def supervise(req, prepared, prep_s, cfg, memfd, uid, last_pid_fd):
 
     Returns the job's reply line: `HEADER \t RESULT`. The header is the worker's own account,
     in JSON (time taken, `prep_s` of static work included; how the job ended; its captured
-    output); the result is what the job
-    process wrote, verbatim, for Rust to parse: untrusted bytes, only ever a claimed value.
-    Nothing here decodes it: every object the worker builds between two forks costs page faults
-    (the json module's Python layers alone were a third of the worker's).
+    output); the result is what the job process wrote, verbatim, for Rust to parse: untrusted
+    bytes, only ever a claimed value. Nothing here decodes it: every object the worker builds
+    between two forks costs page faults (the json module's Python layers alone were a third of
+    the worker's).
     """
     start = _now()
     result_r, result_w = os.pipe()
