@@ -369,7 +369,9 @@ def supervise(req, prepared, prep_s, cfg, memfd, uid, last_pid_fd):
     # Every pid of the sandbox's namespace is the worker's or a job's, allocated in order: when
     # the exited child still holds the last one, it started no process (and no thread) that
     # could live on, and the sweep below is skipped. It is the common case, and the sweep's
-    # system calls and the ChildProcessError that ends it cost more than the job itself.
+    # system calls and the ChildProcessError that ends it cost more than the job itself. (Pids
+    # wrap, but the child's is still taken by its zombie; writing ns_last_pid needs
+    # CAP_CHECKPOINT_RESTORE, which no job has.)
     alone = exited and last_pid_fd is not None and int(os.pread(last_pid_fd, 16, 0)) == pid
     if not alone:
         # Kill the job, its process group, and every process it spawned (daemons, setsid
