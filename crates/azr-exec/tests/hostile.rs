@@ -337,6 +337,14 @@ fn daemon_does_not_outlive_its_job() {
         2,
         "only the worker (PID 1) and this job: {pids:?}"
     );
+    // The worker skips its sweep when the job holds the namespace's last pid; a job cannot
+    // pretend it does (writing ns_last_pid needs a capability no job has).
+    let r = run(
+        &exec,
+        "import os\ndef f(x):\n    try:\n        fd = os.open('/proc/sys/kernel/ns_last_pid', os.O_WRONLY)\n        \
+         os.write(fd, b'1')\n        return 'wrote'\n    except OSError as e:\n        return e.errno",
+    );
+    assert_eq!(r.output.as_deref(), Some("1"), "EPERM expected: {r:?}");
     assert_benign(&exec);
 }
 
