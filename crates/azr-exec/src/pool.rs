@@ -200,8 +200,8 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
             let Some(error) = error else { break };
             // The job at the front of `pending` broke its worker; the ones after it never ran
             // and go to the fresh worker.
-            let Some(task) = pending.first() else { break };
             proc = None;
+            let Some(task) = pending.first() else { break };
             let reply = match error {
                 CallError::Hung => {
                     tracing::warn!("worker missed its deadline; killing its sandbox");
