@@ -1,5 +1,6 @@
 //! What one self-play step hands to the trainer: one [`Sample`] per trained response.
 
+use crate::policy::Injected;
 use crate::reward::{ProposerOutcome, SolverOutcome};
 use crate::task::{Group, Role, ValidTask};
 use serde::{Deserialize, Serialize};
@@ -54,23 +55,44 @@ impl Outcome {
     }
 }
 
-/// One trained response: the trainer puts `advantage` on every one of its `tokens` response
-/// tokens (TRR++ broadcasts the sequence's advantage; `reward` is kept for logs).
+/// One trained response: the trainer puts `advantage` on every one of its `tokens` sampled
+/// response tokens (TRR++ broadcasts the sequence's advantage; `reward` is kept for logs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub group: Group,
     pub prompt: String,
     pub response: String,
+    /// Tokens the policy sampled (appended scaffold tokens not counted).
     pub tokens: usize,
-    /// The sampled token ids of `response`, as the policy reported them (may be empty).
+    /// The prompt's token ids as the policy fed them (may be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_ids: Vec<u32>,
+    /// The token ids of `response`, as the policy reported them (may be empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_ids: Vec<u32>,
     /// The sampling-time log-prob of each of `token_ids` (may be empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<f32>,
+    /// Per token of `token_ids`: sampled (true) or appended by the environment (empty: all
+    /// sampled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sampled: Vec<bool>,
+    /// What the environment appended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<Injected>,
+    /// The response met the strict format by itself (no scaffold, [`crate::parse`]'s rule).
+    #[serde(default)]
+    pub strict_format: bool,
     pub reward: f64,
     pub advantage: f64,
     pub outcome: Outcome,
+}
+
+impl Sample {
+    /// Whether the environment completed this response's structure.
+    pub fn scaffolded(&self) -> bool {
+        !self.injected.is_empty()
+    }
 }
 
 /// A valid proposal of the step with its learnability estimate.

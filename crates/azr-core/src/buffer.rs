@@ -26,6 +26,17 @@ impl<T: Clone + Eq + Hash + Serialize + DeserializeOwned> Task for T {}
 pub struct Entry<T> {
     pub added_at: u64,
     pub task: T,
+    /// The measured solve rate: (solved, attempts) of the learnability samples when it was
+    /// proposed (none for seeds and seeding-phase tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solved: Option<(usize, usize)>,
+}
+
+impl<T> Entry<T> {
+    /// A solve rate strictly between 0 and 1: answers to it can disagree.
+    pub fn informative(&self) -> bool {
+        matches!(self.solved, Some((s, n)) if s > 0 && s < n)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +115,16 @@ impl<T: Task> TaskBuffer<T> {
     /// Adds `task` (added at `step`) unless an identical one is present; evicts the oldest when
     /// full.
     pub fn push(&mut self, task: T, step: u64) -> AddOutcome {
+        self.push_measured(task, step, None)
+    }
+
+    /// [`push`](Self::push) with the task's measured solve rate (solved, attempts).
+    pub fn push_measured(
+        &mut self,
+        task: T,
+        step: u64,
+        solved: Option<(usize, usize)>,
+    ) -> AddOutcome {
         if self.seen.contains(&task) {
             return AddOutcome::Duplicate;
         }
@@ -118,6 +139,7 @@ impl<T: Task> TaskBuffer<T> {
         self.entries.push_back(Entry {
             added_at: step,
             task,
+            solved,
         });
         outcome
     }
@@ -173,6 +195,29 @@ impl<T: Task> TaskBuffer<T> {
         self.pick(idx)
     }
 
+    /// Solver sampling that prefers informative tasks ([`Entry::informative`]): up to `k` of
+    /// them uniformly without replacement, the rest as [`sample_newest_first`](Self::sample_newest_first).
+    pub fn sample_informative_first<R: Rng + ?Sized>(
+        &self,
+        k: usize,
+        new_since: u64,
+        rng: &mut R,
+    ) -> Vec<T> {
+        let informative: Vec<usize> = (0..self.len())
+            .filter(|&i| self.entries[i].informative())
+            .collect();
+        let idx: Vec<usize> = sample::distinct(informative.len(), k, rng)
+            .into_iter()
+            .map(|j| informative[j])
+            .collect();
+        let mut out = self.pick(idx);
+        let rest = k - out.len();
+        if rest > 0 {
+            out.extend(self.sample_newest_first(rest, new_since, rng));
+        }
+        out
+    }
+
     /// Writes one JSON object per line (`{"added_at":..,"task":{..}}`), oldest first.
     pub fn write_jsonl<W: Write>(&self, mut w: W, what: &str) -> Result<(), BufferError> {
         let io = |source| BufferError::Io {
@@ -213,7 +258,7 @@ impl<T: Task> TaskBuffer<T> {
                     cap,
                 });
             }
-            if buf.push(e.task, e.added_at) == AddOutcome::Duplicate {
+            if buf.push_measured(e.task, e.added_at, e.solved) == AddOutcome::Duplicate {
                 return Err(BufferError::DuplicateLine {
                     what: what.to_string(),
                     line: n + 1,
@@ -357,5 +402,29 @@ mod tests {
             TaskBuffer::<Triplet>::read_jsonl(two.as_bytes(), 1, "x"),
             Err(BufferError::OverCapacity { cap: 1, .. })
         ));
+    }
+
+    #[test]
+    fn informative_tasks_come_first_and_rates_persist() {
+        let mut b = TaskBuffer::new(10).unwrap();
+        b.push(t(0), 0);
+        b.push_measured(t(1), 1, Some((0, 4)));
+        b.push_measured(t(2), 1, Some((2, 4)));
+        b.push_measured(t(3), 2, Some((4, 4)));
+        b.push_measured(t(4), 2, Some((1, 4)));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let s = b.sample_informative_first(2, 2, &mut rng);
+        let got: HashSet<_> = s.into_iter().collect();
+        assert_eq!(got, HashSet::from([t(2), t(4)]));
+        // more than the informative ones: the rest newest first
+        let s = b.sample_informative_first(4, 2, &mut rng);
+        assert_eq!(s.len(), 4);
+        assert!(s[..2].iter().all(|x| *x == t(2) || *x == t(4)));
+        assert!(s[2..].contains(&t(3)));
+        let mut text = Vec::new();
+        b.write_jsonl(&mut text, "test").unwrap();
+        let back = TaskBuffer::<Triplet>::read_jsonl(&text[..], 10, "test").unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.entries().nth(2).unwrap().solved, Some((2, 4)));
     }
 }

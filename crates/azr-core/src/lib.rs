@@ -5,6 +5,8 @@
 //! - [`parse`]: format check, last `<answer>` block, fenced blocks, per-group payloads.
 //! - [`validate`], [`induction`], [`reason`]: the validation pipeline from proposer text to a
 //!   stored task or a rejection reason.
+//! - [`extract`]: the reference's lenient answer extraction (what rewards read by default).
+//! - [`scaffold`]: scaffolded decoding (the environment finishes a response's structure).
 //! - [`score`]: solver answers checked by the executor.
 //! - [`reward`]: solver and proposer rewards.
 //! - [`trr`]: TRR++ advantages per task-role group.
@@ -15,6 +17,7 @@
 
 pub mod batch;
 pub mod buffer;
+pub mod extract;
 pub mod induction;
 pub mod metrics;
 pub mod parse;
@@ -23,6 +26,7 @@ pub mod prompt;
 pub mod reason;
 pub mod reward;
 pub mod sample;
+pub mod scaffold;
 pub mod score;
 pub mod seeding;
 pub mod step;
@@ -34,18 +38,20 @@ pub mod validate;
 pub use batch::{EstimatedTask, Outcome, Sample};
 pub use buffer::{AddOutcome, BufferError, Entry, TaskBuffer};
 pub use metrics::{GroupMetrics, ProposalMetrics, StepMetrics};
+pub use parse::ThinkMode;
 pub use parse::{
     parse_proposal, parse_response, parse_solver_answer, ParseConfig, ParseError, Parsed,
 };
-pub use policy::{GenRequest, Policy, PolicyError, Purpose, Response};
+pub use policy::{GenRequest, Injected, Policy, PolicyError, Purpose, Response};
 pub use prompt::{
     banned_headline, ChatMessage, ChatRole, ChatTemplate, PromptTask, Rendering, BANNED_SHOWN,
 };
 pub use reason::{Reason, Rejected};
-pub use reward::{ProposerOutcome, RewardConfig, SolverOutcome};
+pub use reward::{FormatReward, ProposerOutcome, RewardConfig, SolverOutcome};
+pub use scaffold::{Continue, Ended, Scaffold};
 pub use score::ScorePlan;
 pub use seeding::{run_seeding_round, seeding_done, SeedingRound};
-pub use step::{run_step, StepConfig, StepError, StepOutput};
+pub use step::{run_step, SolverTasks, StepConfig, StepError, StepOutput};
 pub use store::{StoreError, TaskStore};
 pub use task::{
     Group, InductionProposal, InductionRecord, IoPair, ProgramProposal, Proposal, Role,

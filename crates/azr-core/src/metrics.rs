@@ -27,6 +27,12 @@ pub struct GroupMetrics {
     pub accuracy: f64,
     pub format_errors: usize,
     pub format_error_rate: f64,
+    /// Responses that met the strict format by themselves ([`crate::parse`], no scaffold).
+    #[serde(default)]
+    pub strict_format_rate: f64,
+    /// Responses whose structure the environment completed ([`crate::scaffold`]).
+    #[serde(default)]
+    pub scaffolded_rate: f64,
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -65,6 +71,8 @@ impl GroupMetrics {
             accuracy: ratio(successes, count),
             format_errors,
             format_error_rate: ratio(format_errors, count),
+            strict_format_rate: ratio(mine.iter().filter(|s| s.strict_format).count(), count),
+            scaffolded_rate: ratio(mine.iter().filter(|s| s.scaffolded()).count(), count),
         }
     }
 }
@@ -142,6 +150,12 @@ impl ProposalMetrics {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
     pub step: u64,
+    /// Groups (of the six) with responses whose rewards are all equal: they teach nothing.
+    #[serde(default)]
+    pub zero_variance_groups: usize,
+    /// Fraction of the trained (sampled) tokens whose advantage is not 0.
+    #[serde(default)]
+    pub nonzero_advantage_fraction: f64,
     /// By group name (`propose_deduction`, ...); all six are present.
     pub groups: BTreeMap<String, GroupMetrics>,
     /// By task type name; all three are present.
@@ -170,8 +184,12 @@ mod tests {
             prompt: String::new(),
             response: String::new(),
             tokens,
+            prompt_ids: Vec::new(),
             token_ids: Vec::new(),
             logprobs: Vec::new(),
+            sampled: Vec::new(),
+            injected: Vec::new(),
+            strict_format: false,
             reward,
             advantage: 0.0,
             outcome,

@@ -25,11 +25,19 @@
 //! are used. Python and output blocks must not be empty; an input block may be empty (a call `f()`
 //! with no arguments is a valid argument list); a message must not be empty.
 //!
-//! Deliberate deviations from the reference:
-//! - An unclosed final `<answer>` yields no answer (a truncated generation gets no credit for an
-//!   earlier answer block).
-//! - Text after the final `</answer>` breaks the format.
-//! - Nothing here ever panics, whatever the text; functions return `Option`/`Result`.
+//! # Think modes ([`ThinkMode`])
+//! `required` (the default): the rule above, `<think>` prefilled by the prompt. `optional`:
+//! nothing is prefilled; a response may open with a think block (then the rule above holds) or
+//! go straight to `<answer>`. `off`: nothing is prefilled and the response is the answer block
+//! alone (after leading whitespace it starts with `<answer>`).
+//!
+//! # Strict here, lenient for rewards
+//! This module is the **strict** reading: it is the `strict_format_rate` metric and the opt-in
+//! reward `rewards.format = "strict"`. By default rewards come from [`crate::extract`], the
+//! reference's lenient extraction (an unclosed final `<answer>` still answers, text after
+//! `</answer>` is allowed, fallbacks when a fenced block is missing).
+//!
+//! Nothing here ever panics, whatever the text; functions return `Option`/`Result`.
 
 use crate::task::{
     Group, InductionProposal, ProgramProposal, Proposal, Role, SolverAnswer, TaskType,
@@ -65,6 +73,8 @@ pub enum FormatError {
     AnswerNotClosed,
     #[error("text after the last </answer>")]
     TrailingText,
+    #[error("text before <answer> where no think block is expected")]
+    TextBeforeAnswer,
 }
 
 /// Why a response could not be turned into a proposal or a solver answer. Every variant means
@@ -98,6 +108,7 @@ impl ParseError {
                     FormatError::AnswerNotAfterThink => "answer_not_after_think",
                     FormatError::AnswerNotClosed => "answer_not_closed",
                     FormatError::TrailingText => "trailing_text",
+                    FormatError::TextBeforeAnswer => "text_before_answer",
                 }
             ),
             ParseError::MissingBlock { tag } => format!("missing_block.{tag}"),
@@ -107,19 +118,55 @@ impl ParseError {
     }
 }
 
+/// Whether a response reasons in a `<think>` block before its answer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkMode {
+    /// The prompt prefills `<think>`; the response closes it, then answers.
+    #[default]
+    Required,
+    /// Nothing prefilled; a think block first is allowed, not needed.
+    Optional,
+    /// Nothing prefilled; the response is the answer block alone (for very small models).
+    Off,
+}
+
+impl ThinkMode {
+    /// The prompt ends with `<think>`, so the response starts inside the think block.
+    pub fn prefilled(self) -> bool {
+        self == ThinkMode::Required
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThinkMode::Required => "required",
+            ThinkMode::Optional => "optional",
+            ThinkMode::Off => "off",
+        }
+    }
+}
+
 /// How responses are parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParseConfig {
-    /// The prompt ended with `<think>`, so the response starts inside the think block.
-    pub think_prefilled: bool,
+    pub think: ThinkMode,
     /// N: how many input blocks an induction proposal must contain.
     pub induction_inputs: usize,
+}
+
+impl ParseConfig {
+    /// The prompt ended with `<think>`, so the response starts inside the think block.
+    pub fn think_prefilled(&self) -> bool {
+        self.think.prefilled()
+    }
 }
 
 impl Default for ParseConfig {
     fn default() -> Self {
         ParseConfig {
-            think_prefilled: true,
+            think: ThinkMode::Required,
             induction_inputs: 10,
         }
     }
@@ -151,6 +198,43 @@ pub fn full_text(response: &str, think_prefilled: bool) -> Cow<'_, str> {
     }
 }
 
+/// Checks a full text (prefill included) against the strict rule of `mode`.
+pub fn check_format_with(text: &str, mode: ThinkMode) -> Result<(), FormatError> {
+    let starts_with_think = text.trim_start().starts_with(THINK_OPEN);
+    match mode {
+        ThinkMode::Required => check_format(text),
+        ThinkMode::Optional if starts_with_think => check_format(text),
+        ThinkMode::Optional | ThinkMode::Off => check_answer_only(text),
+    }
+}
+
+/// The answer-only rule: whitespace, the answer block(s), the last one closed, nothing after.
+fn check_answer_only(text: &str) -> Result<(), FormatError> {
+    let t = text.trim_start();
+    if !t.contains(ANSWER_OPEN) {
+        return Err(FormatError::MissingAnswer);
+    }
+    if !t.starts_with(ANSWER_OPEN) {
+        return Err(FormatError::TextBeforeAnswer);
+    }
+    closed_last_answer(t)
+}
+
+/// The last `<answer>` of `rest` is closed and only whitespace follows its `</answer>`.
+fn closed_last_answer(rest: &str) -> Result<(), FormatError> {
+    let Some(last_open) = rest.rfind(ANSWER_OPEN) else {
+        return Err(FormatError::MissingAnswer);
+    };
+    let tail = &rest[last_open + ANSWER_OPEN.len()..];
+    let Some(end) = tail.find(ANSWER_CLOSE) else {
+        return Err(FormatError::AnswerNotClosed);
+    };
+    if !tail[end + ANSWER_CLOSE.len()..].trim().is_empty() {
+        return Err(FormatError::TrailingText);
+    }
+    Ok(())
+}
+
 /// Checks the think-then-answer structure of a full text (prefill included).
 pub fn check_format(text: &str) -> Result<(), FormatError> {
     let t = text.trim_start();
@@ -172,17 +256,7 @@ pub fn check_format(text: &str) -> Result<(), FormatError> {
     if !rest.trim_start().starts_with(ANSWER_OPEN) {
         return Err(FormatError::AnswerNotAfterThink);
     }
-    let Some(last_open) = rest.rfind(ANSWER_OPEN) else {
-        return Err(FormatError::MissingAnswer);
-    };
-    let tail = &rest[last_open + ANSWER_OPEN.len()..];
-    let Some(end) = tail.find(ANSWER_CLOSE) else {
-        return Err(FormatError::AnswerNotClosed);
-    };
-    if !tail[end + ANSWER_CLOSE.len()..].trim().is_empty() {
-        return Err(FormatError::TrailingText);
-    }
-    Ok(())
+    closed_last_answer(rest)
 }
 
 /// The text inside the last `<answer>` block; `None` when there is no `<answer>` or the last one
@@ -251,8 +325,8 @@ fn clean_program(s: &str) -> String {
 }
 
 /// The format-checked answer text of a response.
-fn checked_answer(text: &str) -> Result<&str, ParseError> {
-    check_format(text)?;
+fn checked_answer(text: &str, mode: ThinkMode) -> Result<&str, ParseError> {
+    check_format_with(text, mode)?;
     last_answer(text).ok_or(ParseError::Format(FormatError::AnswerNotClosed))
 }
 
@@ -307,8 +381,8 @@ pub fn parse_proposal(
     response: &str,
     cfg: &ParseConfig,
 ) -> Result<Proposal, ParseError> {
-    let text = full_text(response, cfg.think_prefilled);
-    let answer = checked_answer(&text)?;
+    let text = full_text(response, cfg.think_prefilled());
+    let answer = checked_answer(&text, cfg.think)?;
     Ok(match task_type {
         TaskType::Deduction => Proposal::Deduction(program_proposal(answer)?),
         TaskType::Abduction => Proposal::Abduction(program_proposal(answer)?),
@@ -325,8 +399,8 @@ pub fn parse_solver_answer(
     response: &str,
     cfg: &ParseConfig,
 ) -> Result<SolverAnswer, ParseError> {
-    let text = full_text(response, cfg.think_prefilled);
-    let answer = checked_answer(&text)?;
+    let text = full_text(response, cfg.think_prefilled());
+    let answer = checked_answer(&text, cfg.think)?;
     Ok(match task_type {
         TaskType::Deduction => {
             let o = first_block(answer, tag::OUTPUT)?.trim();
@@ -366,7 +440,7 @@ mod tests {
     use super::*;
 
     const CFG: ParseConfig = ParseConfig {
-        think_prefilled: true,
+        think: ThinkMode::Required,
         induction_inputs: 3,
     };
 
@@ -490,16 +564,32 @@ mod tests {
                 input: String::new()
             }))
         );
-        // not prefilled: the response must open the think block itself
+        // think optional: nothing prefilled; a think block the response opens itself, or none
         let cfg = ParseConfig {
-            think_prefilled: false,
+            think: ThinkMode::Optional,
             ..CFG
         };
         assert_eq!(
             parse_proposal(TaskType::Deduction, r, &cfg),
-            Err(ParseError::Format(FormatError::MissingThink))
+            Err(ParseError::Format(FormatError::TextBeforeAnswer))
         );
         assert!(parse_proposal(TaskType::Deduction, &format!("<think>{r}"), &cfg).is_ok());
+        let answer_only = &r[r.find("<answer>").unwrap()..];
+        assert!(parse_proposal(TaskType::Deduction, answer_only, &cfg).is_ok());
+        // think off: the answer block alone
+        let off = ParseConfig {
+            think: ThinkMode::Off,
+            ..CFG
+        };
+        assert!(parse_proposal(TaskType::Deduction, answer_only, &off).is_ok());
+        assert_eq!(
+            parse_proposal(TaskType::Deduction, &format!("<think>{r}"), &off),
+            Err(ParseError::Format(FormatError::TextBeforeAnswer))
+        );
+        assert_eq!(
+            parse_proposal(TaskType::Deduction, "```python\nx\n```", &off),
+            Err(ParseError::Format(FormatError::MissingAnswer))
+        );
     }
 
     #[test]

@@ -28,20 +28,41 @@ pub struct GenRequest {
     pub purpose: Purpose,
 }
 
+/// Text the environment appended to a response ([`crate::scaffold`]): not sampled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Injected {
+    /// Index of its first token in `token_ids`.
+    pub token: usize,
+    pub text: String,
+}
+
 /// One generated response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
-    /// The decoded response text, without the prompt and without special tokens.
+    /// The decoded response text, without the prompt and without special tokens (appended
+    /// scaffold text included).
     pub text: String,
-    /// Number of generated tokens: TRR++ weighs each sequence by it.
+    /// Number of tokens the policy sampled: TRR++ weighs each sequence by it.
     pub tokens: usize,
-    /// The sampled token ids, in order (empty when the policy does not report them).
+    /// The prompt's token ids, as the policy fed them (empty when the policy does not report
+    /// them): training rows need no second tokenization.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_ids: Vec<u32>,
+    /// The response's token ids, in order, sampled and appended (empty when the policy does not
+    /// report them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_ids: Vec<u32>,
-    /// The log-probability of each sampled token at sampling time, aligned with `token_ids`
-    /// (empty when the policy does not report them).
+    /// The log-probability of each token at sampling time, aligned with `token_ids` (0 for an
+    /// appended token; empty when the policy does not report them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<f32>,
+    /// Per token of `token_ids`: sampled by the policy (true) or appended by the environment
+    /// (false). Empty: all sampled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sampled: Vec<bool>,
+    /// The appended spans, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<Injected>,
 }
 
 impl Response {
@@ -50,9 +71,17 @@ impl Response {
         Response {
             text: text.into(),
             tokens,
+            prompt_ids: Vec::new(),
             token_ids: Vec::new(),
             logprobs: Vec::new(),
+            sampled: Vec::new(),
+            injected: Vec::new(),
         }
+    }
+
+    /// Whether the environment completed this response's structure.
+    pub fn scaffolded(&self) -> bool {
+        !self.injected.is_empty()
     }
 
     /// A response with its sampled token ids and their sampling-time log-probs;
@@ -63,6 +92,7 @@ impl Response {
             tokens: token_ids.len(),
             token_ids,
             logprobs,
+            ..Response::new("", 0)
         }
     }
 }

@@ -14,9 +14,12 @@
 //!   the model's chat template, which must return the text up to and including the start of the
 //!   assistant turn; `<think>` is appended after it.
 //!
-//! Both renderings end with the prefilled `<think>`, so a response starts inside the think block:
-//! parse with [`crate::parse::ParseConfig::think_prefilled`] = true.
+//! With `format.think = "required"` (the default, [`ThinkMode::Required`]) both renderings end
+//! with the prefilled `<think>`, so a response starts inside the think block. With `optional`
+//! the contract allows a think block and nothing is prefilled; with `off` it asks for the answer
+//! block alone and nothing is prefilled.
 
+use crate::parse::ThinkMode;
 use crate::task::{Group, InductionRecord, IoPair, Triplet, ValidTask};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -106,6 +109,37 @@ by step inside <think> </think>, then gives only the final answer inside <answer
 /// Opening of the chat message (second person: the model is addressed).
 const CHAT_CONTRACT: &str = "Reason step by step inside <think> </think>, then give only the \
 final answer inside <answer> </answer>.";
+
+const PLAIN_CONTRACT_OPTIONAL: &str = "User gives a task and Assistant solves it. Assistant may \
+reason step by step inside <think> </think> first, then gives the final answer inside <answer> \
+</answer>.";
+
+const CHAT_CONTRACT_OPTIONAL: &str = "You may reason step by step inside <think> </think> \
+first; then give the final answer inside <answer> </answer>.";
+
+const PLAIN_CONTRACT_OFF: &str = "User gives a task and Assistant solves it. Assistant gives \
+only the final answer, inside <answer> </answer>, with no explanation.";
+
+const CHAT_CONTRACT_OFF: &str = "Give only the final answer, inside <answer> </answer>, with \
+no explanation.";
+
+/// The plain and chat contracts of a think mode.
+fn contracts(think: ThinkMode) -> (&'static str, &'static str) {
+    match think {
+        ThinkMode::Required => (PLAIN_CONTRACT, CHAT_CONTRACT),
+        ThinkMode::Optional => (PLAIN_CONTRACT_OPTIONAL, CHAT_CONTRACT_OPTIONAL),
+        ThinkMode::Off => (PLAIN_CONTRACT_OFF, CHAT_CONTRACT_OFF),
+    }
+}
+
+/// What a rendered prompt of `think` mode ends with: `<think>` when it is prefilled.
+pub fn prefill(think: ThinkMode) -> &'static str {
+    if think.prefilled() {
+        PREFILL
+    } else {
+        ""
+    }
+}
 
 const INPUT_RULE: &str = "An input is the argument list of `f`, written exactly as it goes \
 between the parentheses of f(...), using literals only, e.g. `'abc', [1, 2]`.";
@@ -268,18 +302,26 @@ impl PromptTask<'_> {
 
     /// The full model input in the chosen rendering, ending with [`PREFILL`].
     pub fn render(&self, rendering: Rendering<'_>) -> String {
+        self.render_with(rendering, ThinkMode::Required)
+    }
+
+    /// The full model input in the chosen rendering, with the contract of `think` and its
+    /// prefill ([`prefill`]).
+    pub fn render_with(&self, rendering: Rendering<'_>, think: ThinkMode) -> String {
         let instruction = self.instruction();
+        let (plain, chat) = contracts(think);
         match rendering {
-            Rendering::Plain => {
-                format!("{PLAIN_CONTRACT}\n\nUser: {instruction}\n\nAssistant: {PREFILL}")
+            Rendering::Plain if think.prefilled() => {
+                format!("{plain}\n\nUser: {instruction}\n\nAssistant: {PREFILL}")
             }
+            Rendering::Plain => format!("{plain}\n\nUser: {instruction}\n\nAssistant:"),
             Rendering::Chat(template) => {
                 let msg = ChatMessage {
                     role: ChatRole::User,
-                    content: format!("{CHAT_CONTRACT}\n\n{instruction}"),
+                    content: format!("{chat}\n\n{instruction}"),
                 };
                 let mut s = template.apply(std::slice::from_ref(&msg));
-                s.push_str(PREFILL);
+                s.push_str(prefill(think));
                 s
             }
         }
@@ -379,6 +421,14 @@ mod tests {
         assert_eq!(
             chat,
             format!("[U]{CHAT_CONTRACT}\n\n{}[A]<think>", task.instruction())
+        );
+        // optional / off: their own contract, nothing prefilled
+        let off = task.render_with(Rendering::Plain, ThinkMode::Off);
+        assert!(off.starts_with(PLAIN_CONTRACT_OFF) && off.ends_with("\n\nAssistant:"));
+        let opt = task.render_with(Rendering::Chat(&template), ThinkMode::Optional);
+        assert_eq!(
+            opt,
+            format!("[U]{CHAT_CONTRACT_OPTIONAL}\n\n{}[A]", task.instruction())
         );
     }
 }

@@ -6,6 +6,13 @@
 //!   rejected; a valid proposal gets its learnability `1 - s`, `s` = solved / attempts of the n
 //!   solver samples, when `0 < s < 1`, and `extreme` when `s` is 0 or 1.
 //!
+//! - Scaffolded responses ([`crate::scaffold`]): a correct or wrong answer, or a valid proposal,
+//!   whose structure the environment completed pays `scaffolded` less. Format errors and invalid
+//!   proposals are already the floor and pay nothing more.
+//! - What counts as a format error ([`FormatReward`]): by default the reference's lenient
+//!   extraction ([`crate::extract`]); `strict` uses the strict rule of [`crate::parse`] (and a
+//!   scaffolded response then breaks the format).
+//!
 //! Deliberate deviations from the reference:
 //! - `extreme` defaults to 0 (the paper's value); the reference code uses -0.5. Configurable.
 //! - A valid proposal with zero learnability attempts (no solver sample could be scored) gets
@@ -14,7 +21,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Reward values. `Default` is the paper's.
+/// Which reading of a response decides whether its format is broken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatReward {
+    /// The answer as the reference extracts it ([`crate::extract`]).
+    #[default]
+    Lenient,
+    /// The strict think/answer rule ([`crate::parse`]), met without scaffolding.
+    Strict,
+}
+
+/// Reward values. `Default` is the paper's, plus the scaffold penalty.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewardConfig {
@@ -24,6 +42,16 @@ pub struct RewardConfig {
     pub invalid: f64,
     /// Proposer reward for a valid task that every sample solved, or none did.
     pub extreme: f64,
+    /// Subtracted from a scaffolded response's reward (not from format errors or invalid
+    /// proposals).
+    #[serde(default = "default_scaffolded")]
+    pub scaffolded: f64,
+    #[serde(default)]
+    pub format: FormatReward,
+}
+
+fn default_scaffolded() -> f64 {
+    0.1
 }
 
 impl Default for RewardConfig {
@@ -34,7 +62,23 @@ impl Default for RewardConfig {
             format_error: -1.0,
             invalid: -1.0,
             extreme: 0.0,
+            scaffolded: default_scaffolded(),
+            format: FormatReward::Lenient,
         }
+    }
+}
+
+/// A reward less the scaffold penalty where it applies.
+pub fn with_scaffold_penalty(
+    reward: f64,
+    floor: bool,
+    scaffolded: bool,
+    cfg: &RewardConfig,
+) -> f64 {
+    if scaffolded && !floor {
+        reward - cfg.scaffolded
+    } else {
+        reward
     }
 }
 
@@ -94,12 +138,32 @@ pub fn solver_reward(outcome: SolverOutcome, cfg: &RewardConfig) -> f64 {
     }
 }
 
+/// [`solver_reward`] of a response that may have been scaffolded.
+pub fn scaffolded_solver_reward(
+    outcome: SolverOutcome,
+    scaffolded: bool,
+    cfg: &RewardConfig,
+) -> f64 {
+    let floor = outcome == SolverOutcome::FormatError;
+    with_scaffold_penalty(solver_reward(outcome, cfg), floor, scaffolded, cfg)
+}
+
 pub fn proposer_reward(outcome: ProposerOutcome, cfg: &RewardConfig) -> f64 {
     match outcome {
         ProposerOutcome::FormatError => cfg.format_error,
         ProposerOutcome::Invalid => cfg.invalid,
         ProposerOutcome::Valid { solved, attempts } => learnability(solved, attempts, cfg),
     }
+}
+
+/// [`proposer_reward`] of a response that may have been scaffolded.
+pub fn scaffolded_proposer_reward(
+    outcome: ProposerOutcome,
+    scaffolded: bool,
+    cfg: &RewardConfig,
+) -> f64 {
+    let floor = !matches!(outcome, ProposerOutcome::Valid { .. });
+    with_scaffold_penalty(proposer_reward(outcome, cfg), floor, scaffolded, cfg)
 }
 
 #[cfg(test)]
@@ -136,6 +200,29 @@ mod tests {
         assert_eq!(proposer_reward(v(0, 8), &r), -0.5);
         assert_eq!(proposer_reward(v(8, 8), &r), -0.5);
         assert_eq!(proposer_reward(v(4, 8), &r), 0.5);
+    }
+
+    #[test]
+    fn scaffold_penalty_spares_the_floor() {
+        let c = RewardConfig::default();
+        use SolverOutcome::*;
+        assert_eq!(scaffolded_solver_reward(Correct, true, &c), 0.9);
+        assert_eq!(scaffolded_solver_reward(Correct, false, &c), 1.0);
+        assert_eq!(scaffolded_solver_reward(Wrong, true, &c), -0.6);
+        assert_eq!(scaffolded_solver_reward(FormatError, true, &c), -1.0);
+        let v = ProposerOutcome::Valid {
+            solved: 1,
+            attempts: 4,
+        };
+        assert_eq!(scaffolded_proposer_reward(v, true, &c), 0.65);
+        assert_eq!(
+            scaffolded_proposer_reward(ProposerOutcome::Invalid, true, &c),
+            -1.0
+        );
+        assert_eq!(
+            scaffolded_proposer_reward(ProposerOutcome::FormatError, true, &c),
+            -1.0
+        );
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! | abduction | `Job::Abduction { program, predicted_input, gold_output }` | `f(pred) == gold`; literal inputs only |
 //! | induction | `Job::Induction { program: answer, pairs: hidden }` | the answer reproduces every hidden pair |
 //!
-//! A response that does not parse is a format error and runs nothing. A parsed answer whose job
-//! has no verdict (a missing result, an induction record without hidden pairs) is wrong: only a
-//! verdict of the executor makes an answer correct.
+//! The answer is read leniently ([`crate::extract`], the reference's extraction) unless
+//! `rewards.format = "strict"`, where the strict rule of [`crate::parse`] decides and a
+//! scaffolded response is a format error. A response with no answer is a format error and runs
+//! nothing. A parsed answer whose job has no verdict (a missing result, an induction record
+//! without hidden pairs) is wrong: only a verdict of the executor makes an answer correct.
+//! Learnability samples are scored the same way, so by default on extraction alone.
 
-use crate::parse::{parse_solver_answer, ParseConfig};
-use crate::reward::SolverOutcome;
+use crate::parse::{full_text, parse_solver_answer, ParseConfig};
+use crate::reward::{FormatReward, SolverOutcome};
 use crate::task::{SolverAnswer, ValidTask};
 use azr_exec::{Job, JobResult};
 
@@ -40,6 +43,24 @@ pub fn answer_job(task: &ValidTask, answer: &SolverAnswer) -> Option<Job> {
     }
 }
 
+/// The answer a response gives to `task` under the format rule in force.
+fn read_answer(
+    task: &ValidTask,
+    response: &str,
+    scaffolded: bool,
+    cfg: &ParseConfig,
+    format: FormatReward,
+) -> Option<SolverAnswer> {
+    match format {
+        FormatReward::Strict if scaffolded => None,
+        FormatReward::Strict => parse_solver_answer(task.task_type(), response, cfg).ok(),
+        FormatReward::Lenient => crate::extract::solver_answer(
+            task.task_type(),
+            &full_text(response, cfg.think_prefilled()),
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Slot {
     FormatError,
@@ -55,26 +76,28 @@ pub struct ScorePlan {
 }
 
 impl ScorePlan {
-    /// Parses every response as an answer to its task and lists the checking jobs.
+    /// Reads every response as an answer to its task and lists the checking jobs. Items are
+    /// (task, response text, scaffolded).
     pub fn new<'a>(
-        items: impl IntoIterator<Item = (&'a ValidTask, &'a str)>,
+        items: impl IntoIterator<Item = (&'a ValidTask, &'a str, bool)>,
         cfg: &ParseConfig,
+        format: FormatReward,
     ) -> Self {
         let mut jobs = Vec::new();
         let slots = items
             .into_iter()
-            .map(
-                |(task, response)| match parse_solver_answer(task.task_type(), response, cfg) {
-                    Err(_) => Slot::FormatError,
-                    Ok(answer) => match answer_job(task, &answer) {
+            .map(|(task, response, scaffolded)| {
+                match read_answer(task, response, scaffolded, cfg, format) {
+                    None => Slot::FormatError,
+                    Some(answer) => match answer_job(task, &answer) {
                         Some(job) => {
                             jobs.push(job);
                             Slot::Job(jobs.len() - 1)
                         }
                         None => Slot::Wrong,
                     },
-                },
-            )
+                }
+            })
             .collect();
         ScorePlan { jobs, slots }
     }
@@ -105,7 +128,7 @@ mod tests {
     use crate::task::{InductionRecord, Triplet};
 
     const CFG: ParseConfig = ParseConfig {
-        think_prefilled: true,
+        think: crate::parse::ThinkMode::Required,
         induction_inputs: 2,
     };
 
@@ -149,7 +172,11 @@ mod tests {
             ),
             (&ded, "t</think><answer>```output\n7\n```</answer>"),
         ];
-        let plan = ScorePlan::new(items.iter().map(|(t, r)| (*t, *r)), &CFG);
+        let plan = ScorePlan::new(
+            items.iter().map(|(t, r)| (*t, *r, false)),
+            &CFG,
+            FormatReward::Strict,
+        );
         assert_eq!(plan.jobs().len(), 4);
         assert_eq!(
             plan.jobs()[0],
@@ -184,6 +211,28 @@ mod tests {
         assert_eq!(
             plan.finish(&[]),
             vec![Wrong, Wrong, Wrong, FormatError, Wrong, Wrong]
+        );
+        // strict: a scaffolded response breaks the format; lenient: its answer counts
+        let scaffolded = [(&ded, "t</think><answer>```output\n6\n```</answer>", true)];
+        let strict = ScorePlan::new(scaffolded, &CFG, FormatReward::Strict);
+        assert!(strict.jobs().is_empty());
+        let lenient = ScorePlan::new(scaffolded, &CFG, FormatReward::Lenient);
+        assert_eq!(lenient.jobs().len(), 1);
+        // lenient: an unclosed answer and trailing text still answer
+        let loose = [
+            (&ded, "t</think><answer>```output\n6\n```", false),
+            (
+                &ded,
+                "t</think><answer>```output\n6\n```</answer> and more",
+                false,
+            ),
+            (&ded, "t</think> the output is 6", false),
+        ];
+        let plan = ScorePlan::new(loose, &CFG, FormatReward::Lenient);
+        assert_eq!(plan.jobs().len(), 2);
+        assert_eq!(
+            plan.finish(&[verdict(true), verdict(true)]),
+            vec![Correct, Correct, FormatError]
         );
     }
 }

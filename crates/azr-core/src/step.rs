@@ -37,11 +37,14 @@
 use crate::batch::{EstimatedTask, Outcome, Sample};
 use crate::buffer::AddOutcome;
 use crate::metrics::{GroupMetrics, ProposalMetrics, StepMetrics};
-use crate::parse::ParseConfig;
+use crate::parse::{parse_response, ParseConfig, ThinkMode};
 use crate::policy::{GenRequest, Policy, PolicyError, Purpose, Response};
 use crate::prompt::{PromptTask, Rendering};
 use crate::reason::Rejected;
-use crate::reward::{proposer_reward, solver_reward, ProposerOutcome, RewardConfig, SolverOutcome};
+use crate::reward::{
+    scaffolded_proposer_reward, scaffolded_solver_reward, FormatReward, ProposerOutcome,
+    RewardConfig, SolverOutcome,
+};
 use crate::score::ScorePlan;
 use crate::store::{StoreError, TaskStore};
 use crate::task::{Group, Role, TaskType, ValidTask};
@@ -55,12 +58,29 @@ use std::time::Instant;
 pub(crate) mod prompts;
 use prompts::{proposer_prompts, solver_tasks};
 
+/// Which buffered tasks the solver rollouts get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverTasks {
+    /// The reference's: tasks added at the previous step first, then uniform.
+    #[default]
+    Newest,
+    /// Tasks whose measured solve rate is strictly between 0 and 1 first (a group of answers
+    /// to such a task can disagree), then as `newest`.
+    Informative,
+}
+
 /// The sizes and values of a step. `Default` is the reference's (B = 64, K = 6, N = 10, n = 8).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
-    /// B: prompts per task-role group.
+    /// B: solver prompts per task type (and proposer prompts unless `proposer_batch` is set).
     pub batch: usize,
+    /// Proposer prompts per task type (0: `batch`).
+    #[serde(default)]
+    pub proposer_batch: usize,
+    #[serde(default)]
+    pub solver_tasks: SolverTasks,
     /// K: reference triplets shown to each deduction/abduction proposer.
     pub references: usize,
     /// N: inputs an induction proposer writes (the solver sees the first N/2 pairs). At least 2.
@@ -74,6 +94,9 @@ pub struct StepConfig {
     /// while the solvers generate (see the module documentation). Off by default.
     #[serde(default)]
     pub split_rollouts: bool,
+    /// The think mode of prompts and parsing (the run config's `format.think`).
+    #[serde(skip)]
+    pub think: ThinkMode,
 }
 
 impl Default for StepConfig {
@@ -86,16 +109,28 @@ impl Default for StepConfig {
             min_message_words: 2,
             rewards: RewardConfig::default(),
             split_rollouts: false,
+            proposer_batch: 0,
+            solver_tasks: SolverTasks::Newest,
+            think: ThinkMode::Required,
         }
     }
 }
 
 impl StepConfig {
-    /// Every prompt this driver renders ends with the prefilled `<think>`.
+    /// Prompts render and responses parse in the config's think mode.
     pub fn parse_config(&self) -> ParseConfig {
         ParseConfig {
-            think_prefilled: true,
+            think: self.think,
             induction_inputs: self.induction_inputs,
+        }
+    }
+
+    /// Proposer prompts per task type.
+    pub fn proposers(&self) -> usize {
+        if self.proposer_batch == 0 {
+            self.batch
+        } else {
+            self.proposer_batch
         }
     }
 
@@ -118,9 +153,16 @@ impl StepConfig {
             ));
         }
         let r = &self.rewards;
-        if ![r.correct, r.wrong, r.format_error, r.invalid, r.extreme]
-            .iter()
-            .all(|v| v.is_finite())
+        if ![
+            r.correct,
+            r.wrong,
+            r.format_error,
+            r.invalid,
+            r.extreme,
+            r.scaffolded,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
         {
             return Err(StepError::Config("reward values must be finite".into()));
         }
@@ -263,7 +305,7 @@ fn estimate(
     let valid: Vec<&ValidTask> = verdicts.iter().filter_map(|v| v.as_ref().ok()).collect();
     let mut requests = Vec::with_capacity(valid.len() * n);
     for task in &valid {
-        let prompt = PromptTask::solve(task).render(rendering);
+        let prompt = PromptTask::solve(task).render_with(rendering, cfg.think);
         for _ in 0..n {
             requests.push(request(
                 prompt.clone(),
@@ -274,12 +316,16 @@ fn estimate(
         }
     }
     let responses = generate(policy, &requests, Purpose::Learnability)?;
+    // Learnability is scored on extraction alone, whatever the reward's format rule (as the
+    // reference does): it measures whether the task can be solved, not the format.
     let plan = ScorePlan::new(
         valid
             .iter()
             .flat_map(|t| (0..n).map(move |_| *t))
-            .zip(responses.iter().map(|r| r.text.as_str())),
+            .zip(responses.iter())
+            .map(|(t, r)| (t, r.text.as_str(), r.scaffolded())),
         &cfg.parse_config(),
+        FormatReward::Lenient,
     );
     let outcomes = plan.finish(&time.run(exec, plan.jobs()));
     let mut chunks = outcomes.chunks(n);
@@ -304,13 +350,22 @@ fn count_correct(outcomes: &[SolverOutcome]) -> usize {
         .count()
 }
 
-/// A proposer's outcome and reward.
+/// A proposer's outcome and reward. `formatted`: the response's format holds under the reward's
+/// rule (lenient: it has an answer block; strict: the strict rule, unscaffolded). A valid task
+/// from a response whose format does not hold is stored, but its reward is the format penalty.
 fn judge_proposal(
     verdict: &Validated,
     estimates: &[SolverOutcome],
+    formatted: bool,
+    scaffolded: bool,
     cfg: &StepConfig,
 ) -> (Outcome, f64) {
     let (outcome, reason, detail) = match verdict {
+        Ok(_) if !formatted => (
+            ProposerOutcome::FormatError,
+            Some("format".to_string()),
+            Some("valid, but the response's format is broken".to_string()),
+        ),
         Ok(_) => (
             ProposerOutcome::Valid {
                 solved: count_correct(estimates),
@@ -329,7 +384,7 @@ fn judge_proposal(
             detail.clone(),
         ),
     };
-    let reward = proposer_reward(outcome, &cfg.rewards);
+    let reward = scaffolded_proposer_reward(outcome, scaffolded, &cfg.rewards);
     (
         Outcome::Propose {
             outcome,
@@ -368,7 +423,7 @@ pub fn run_step(
         })
         .collect();
     for task in &solver_tasks {
-        let prompt = PromptTask::solve(task).render(rendering);
+        let prompt = PromptTask::solve(task).render_with(rendering, cfg.think);
         requests.push(request(
             prompt,
             task.task_type(),
@@ -413,8 +468,9 @@ pub fn run_step(
             solver_tasks
                 .iter()
                 .zip(&solve_resp)
-                .map(|(t, r)| (t, r.text.as_str())),
+                .map(|(t, r)| (t, r.text.as_str(), r.scaffolded())),
             &cfg.parse_config(),
+            cfg.rewards.format,
         );
         let sjobs = splan.jobs().to_vec();
         let score_jobs = sjobs.len();
@@ -427,25 +483,55 @@ pub fn run_step(
     let responses: Vec<Response> = prop_resp.into_iter().chain(solve_resp).collect();
 
     // 5. Rewards: proposers, then solvers (the order of `requests`).
+    let pcfg = cfg.parse_config();
+    let strict: Vec<bool> = requests
+        .iter()
+        .zip(&responses)
+        .map(|(req, resp)| {
+            !resp.scaffolded() && parse_response(req.group, &resp.text, &pcfg).is_ok()
+        })
+        .collect();
     let mut samples = Vec::with_capacity(requests.len());
     let judged = verdicts
         .iter()
         .zip(&est.per_proposal)
-        .map(|(v, e)| judge_proposal(v, e, cfg))
-        .chain(solver_outcomes.iter().map(|o| {
-            (
-                Outcome::Solve { outcome: *o },
-                solver_reward(*o, &cfg.rewards),
-            )
-        }));
-    for ((req, resp), (outcome, reward)) in requests.iter().zip(&responses).zip(judged) {
+        .zip(responses.iter().zip(&strict))
+        .map(|((v, e), (resp, &strict))| {
+            let formatted = match cfg.rewards.format {
+                FormatReward::Strict => strict,
+                FormatReward::Lenient => crate::extract::answer(&crate::parse::full_text(
+                    &resp.text,
+                    pcfg.think_prefilled(),
+                ))
+                .is_some(),
+            };
+            judge_proposal(v, e, formatted, resp.scaffolded(), cfg)
+        })
+        .chain(
+            solver_outcomes
+                .iter()
+                .zip(&responses[proposers.len()..])
+                .map(|(o, resp)| {
+                    (
+                        Outcome::Solve { outcome: *o },
+                        scaffolded_solver_reward(*o, resp.scaffolded(), &cfg.rewards),
+                    )
+                }),
+        );
+    for (((req, resp), (outcome, reward)), &strict_format) in
+        requests.iter().zip(&responses).zip(judged).zip(&strict)
+    {
         samples.push(Sample {
             group: req.group,
             prompt: req.prompt.clone(),
             response: resp.text.clone(),
             tokens: resp.tokens,
+            prompt_ids: resp.prompt_ids.clone(),
             token_ids: resp.token_ids.clone(),
             logprobs: resp.logprobs.clone(),
+            sampled: resp.sampled.clone(),
+            injected: resp.injected.clone(),
+            strict_format,
             reward,
             advantage: 0.0,
             outcome,
@@ -480,11 +566,13 @@ pub fn run_step(
         match verdict {
             Err(rejected) => m.reject(&rejected.reason),
             Ok(task) => {
-                let added = store.add(task.clone(), step) != AddOutcome::Duplicate;
+                let solved = count_correct(&estimates);
+                let added =
+                    store.add_measured(task.clone(), step, solved, n) != AddOutcome::Duplicate;
                 m.valid(&estimates, added);
                 tasks.push(EstimatedTask {
                     task,
-                    solved: count_correct(&estimates),
+                    solved,
                     attempts: n,
                     added,
                 });
@@ -492,8 +580,30 @@ pub fn run_step(
         }
     }
 
+    let zero_variance_groups = Group::ALL
+        .iter()
+        .filter(|g| {
+            let mut r = samples.iter().filter(|s| s.group == **g).map(|s| s.reward);
+            match r.next() {
+                Some(first) => r.all(|x| x == first),
+                None => false,
+            }
+        })
+        .count();
+    let trained_tokens: usize = samples.iter().map(|s| s.tokens).sum();
+    let informative_tokens: usize = samples
+        .iter()
+        .filter(|s| s.advantage != 0.0)
+        .map(|s| s.tokens)
+        .sum();
     let metrics = StepMetrics {
         step,
+        zero_variance_groups,
+        nonzero_advantage_fraction: if trained_tokens == 0 {
+            0.0
+        } else {
+            informative_tokens as f64 / trained_tokens as f64
+        },
         groups: Group::ALL
             .iter()
             .map(|g| {

@@ -114,10 +114,30 @@ impl TaskStore {
 
     /// Adds a validated task to its buffer.
     pub fn add(&mut self, task: ValidTask, step: u64) -> AddOutcome {
+        self.add_with(task, step, None)
+    }
+
+    /// Adds a validated task with its measured solve rate (`solved` of `attempts`).
+    pub fn add_measured(
+        &mut self,
+        task: ValidTask,
+        step: u64,
+        solved: usize,
+        attempts: usize,
+    ) -> AddOutcome {
+        self.add_with(task, step, Some((solved, attempts)))
+    }
+
+    fn add_with(
+        &mut self,
+        task: ValidTask,
+        step: u64,
+        solved: Option<(usize, usize)>,
+    ) -> AddOutcome {
         match task {
-            ValidTask::Deduction(t) => self.deduction.push(t, step),
-            ValidTask::Abduction(t) => self.abduction.push(t, step),
-            ValidTask::Induction(r) => self.induction.push(r, step),
+            ValidTask::Deduction(t) => self.deduction.push_measured(t, step, solved),
+            ValidTask::Abduction(t) => self.abduction.push_measured(t, step, solved),
+            ValidTask::Induction(r) => self.induction.push_measured(r, step, solved),
         }
     }
 
@@ -136,21 +156,37 @@ impl TaskStore {
         Ok(b.sample_distinct(k, rng))
     }
 
-    /// `k` deduction/abduction solver tasks, newest first (added at `new_since` or later).
+    /// `k` deduction/abduction solver tasks, newest first (added at `new_since` or later);
+    /// with `informative`, tasks with a solve rate in (0, 1) before those.
     pub fn solver_triplets(
         &mut self,
         t: TaskType,
         k: usize,
         new_since: u64,
+        informative: bool,
     ) -> Result<Vec<Triplet>, StoreError> {
         let (b, rng) = self.triplets_and_rng(t)?;
-        Ok(b.sample_newest_first(k, new_since, rng))
+        Ok(if informative {
+            b.sample_informative_first(k, new_since, rng)
+        } else {
+            b.sample_newest_first(k, new_since, rng)
+        })
     }
 
-    /// `k` induction solver tasks, newest first.
-    pub fn solver_induction(&mut self, k: usize, new_since: u64) -> Vec<InductionRecord> {
-        self.induction
-            .sample_newest_first(k, new_since, &mut self.rng)
+    /// `k` induction solver tasks, as [`solver_triplets`](Self::solver_triplets).
+    pub fn solver_induction(
+        &mut self,
+        k: usize,
+        new_since: u64,
+        informative: bool,
+    ) -> Vec<InductionRecord> {
+        if informative {
+            self.induction
+                .sample_informative_first(k, new_since, &mut self.rng)
+        } else {
+            self.induction
+                .sample_newest_first(k, new_since, &mut self.rng)
+        }
     }
 
     /// Distinct programs of the deduction buffer then the abduction buffer, first occurrence order.
@@ -325,8 +361,10 @@ mod tests {
         assert_eq!(ra, b.references(TaskType::Deduction, 6).unwrap());
         assert_ne!(ra, c.references(TaskType::Deduction, 6).unwrap());
         assert_eq!(
-            a.solver_triplets(TaskType::Deduction, 10, 2).unwrap(),
-            b.solver_triplets(TaskType::Deduction, 10, 2).unwrap()
+            a.solver_triplets(TaskType::Deduction, 10, 2, false)
+                .unwrap(),
+            b.solver_triplets(TaskType::Deduction, 10, 2, false)
+                .unwrap()
         );
     }
 
@@ -338,9 +376,9 @@ mod tests {
             vec![Triplet::identity_seed()]
         );
         // solver sampling never returns fewer than asked
-        let tasks = s.solver_triplets(TaskType::Abduction, 5, 1).unwrap();
+        let tasks = s.solver_triplets(TaskType::Abduction, 5, 1, false).unwrap();
         assert_eq!(tasks, vec![Triplet::identity_seed(); 5]);
-        assert_eq!(s.solver_induction(3, 1).len(), 3);
+        assert_eq!(s.solver_induction(3, 1, false).len(), 3);
     }
 
     #[test]
@@ -393,8 +431,9 @@ mod tests {
         assert_eq!(order, (2..6).map(trip).collect::<Vec<_>>());
         // identical future samples
         assert_eq!(
-            back.solver_triplets(TaskType::Deduction, 6, 5).unwrap(),
-            s.solver_triplets(TaskType::Deduction, 6, 5).unwrap()
+            back.solver_triplets(TaskType::Deduction, 6, 5, false)
+                .unwrap(),
+            s.solver_triplets(TaskType::Deduction, 6, 5, false).unwrap()
         );
         assert_eq!(back.induction_programs(4), s.induction_programs(4));
         assert_eq!(back.rng, s.rng);

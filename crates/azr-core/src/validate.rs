@@ -3,7 +3,9 @@
 //!
 //! Checks, in order (the first failing one is the reason):
 //! 1. Parse ([`crate::parse::parse_proposal`]): a python block and an input block (deduction,
-//!    abduction), or N input blocks and a message block (induction). -> `parse.*`
+//!    abduction), or N input blocks and a message block (induction); when the strict parse
+//!    fails, the reference's lenient extraction ([`crate::extract`]) — a proposal with broken
+//!    tags is still validated, and stored when valid. -> `parse.*` when neither reads it
 //! 2. Induction only, before anything runs ([`crate::induction`]): the message has at least
 //!    `min_message_words` words and no code; the N inputs are N distinct argument lists.
 //! 3. The executor's `Job::Validate` on (program, input) — for induction once per input, against
@@ -25,7 +27,7 @@
 //! one (see [`crate::step`]).
 
 use crate::induction::{code_marker, distinct_inputs, message_words};
-use crate::parse::{parse_proposal, ParseConfig};
+use crate::parse::{full_text, parse_proposal, ParseConfig};
 use crate::reason::{Reason, Rejected};
 use crate::store::TaskStore;
 use crate::task::{InductionRecord, Proposal, TaskType, Triplet, ValidTask};
@@ -123,6 +125,17 @@ fn validate_job(program: &str, input: &str) -> Job {
     }
 }
 
+/// A proposal read by the reference's lenient extraction: from the last `<answer>` (closed or
+/// not), else from the whole response.
+fn lenient_proposal(item: &Proposed<'_>, cfg: &ValidateConfig) -> Option<Proposal> {
+    let mut text = full_text(item.response(), cfg.parse.think_prefilled()).into_owned();
+    if crate::extract::answer(&text).is_none() {
+        // No answer block: the whole response is read as one.
+        text.insert_str(0, crate::parse::ANSWER_OPEN);
+    }
+    crate::extract::proposal(item.task_type(), &text, cfg.parse.induction_inputs)
+}
+
 /// The rejection a failed validation result stands for, with the executor's error line.
 fn exec_rejection(result: Option<&JobResult>) -> Result<String, Rejected> {
     let Some(r) = result else {
@@ -157,7 +170,13 @@ impl ValidationPlan {
     fn slot(&mut self, item: &Proposed<'_>, cfg: &ValidateConfig) -> Slot {
         let parsed = match parse_proposal(item.task_type(), item.response(), &cfg.parse) {
             Ok(p) => p,
-            Err(e) => return Slot::Done(Reason::Parse(e).into()),
+            // As the reference does, a proposal whose program and input(s) can be read is
+            // validated (and stored when valid) even when its tags are broken: validity is
+            // kept apart from format, which only the reward sees.
+            Err(e) => match lenient_proposal(item, cfg) {
+                Some(p) => p,
+                None => return Slot::Done(Reason::Parse(e).into()),
+            },
         };
         match (parsed, item) {
             (Proposal::Deduction(p) | Proposal::Abduction(p), _) => {
@@ -290,7 +309,7 @@ mod tests {
 
     const CFG: ValidateConfig = ValidateConfig {
         parse: ParseConfig {
-            think_prefilled: true,
+            think: crate::parse::ThinkMode::Required,
             induction_inputs: 2,
         },
         min_message_words: 2,
@@ -416,5 +435,30 @@ mod tests {
         // same program, other output text: a different task
         let plan = ValidationPlan::new(&[Proposed::Deduction { response: seed }], &CFG);
         assert!(plan.finish(&[ok_result("'Hello'")], &store)[0].is_ok());
+    }
+
+    #[test]
+    fn broken_tags_are_still_validated() {
+        let store = TaskStore::new(8, 0).unwrap();
+        // no </answer> (the model stopped), and no answer block at all
+        let unclosed =
+            "t</think><answer>\n```python\ndef f(x):\n    return x * 3\n```\n```input\n2\n```";
+        let untagged = "```python\ndef f(x):\n    return -x\n```\n```input\n5\n```";
+        let items = [
+            Proposed::Deduction { response: unclosed },
+            Proposed::Abduction { response: untagged },
+        ];
+        let plan = ValidationPlan::new(&items, &CFG);
+        assert_eq!(plan.jobs().len(), 2);
+        let v = plan.finish(&[ok_result("6"), ok_result("-5")], &store);
+        assert_eq!(
+            v[0],
+            Ok(ValidTask::Deduction(Triplet::new(
+                "def f(x):\n    return x * 3",
+                "2",
+                "6"
+            )))
+        );
+        assert!(v[1].is_ok(), "{:?}", v[1]);
     }
 }

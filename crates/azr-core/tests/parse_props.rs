@@ -1,7 +1,9 @@
 //! Property tests: response parsing never panics, whatever the text, and well-formed responses
 //! parse back to exactly what was written.
 
-use azr_core::parse::{self, check_format, fenced_blocks, last_answer, FormatError};
+use azr_core::parse::{
+    self, check_format, check_format_with, fenced_blocks, last_answer, FormatError,
+};
 use azr_core::{
     parse_response, Group, ParseConfig, Parsed, ProgramProposal, Proposal, SolverAnswer,
 };
@@ -10,11 +12,11 @@ use std::time::Instant;
 
 const CFGS: [ParseConfig; 2] = [
     ParseConfig {
-        think_prefilled: true,
+        think: azr_core::parse::ThinkMode::Required,
         induction_inputs: 2,
     },
     ParseConfig {
-        think_prefilled: false,
+        think: azr_core::parse::ThinkMode::Optional,
         induction_inputs: 2,
     },
 ];
@@ -26,8 +28,8 @@ fn exercise(text: &str) {
             let r = parse_response(g, text, cfg);
             if let Ok(p) = &r {
                 // a successful parse implies a well-formed full text
-                let full = parse::full_text(text, cfg.think_prefilled);
-                assert_eq!(check_format(&full), Ok(()));
+                let full = parse::full_text(text, cfg.think_prefilled());
+                assert_eq!(check_format_with(&full, cfg.think), Ok(()));
                 match p {
                     Parsed::Proposal(p) => assert_eq!(p.task_type(), g.task_type),
                     Parsed::Answer(a) => assert_eq!(a.task_type(), g.task_type),
@@ -194,7 +196,7 @@ fn one_megabyte_inputs_are_fast_and_safe() {
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
     // the many-blocks case parses, taking the first N inputs
     let cfg = ParseConfig {
-        think_prefilled: true,
+        think: azr_core::parse::ThinkMode::Required,
         induction_inputs: 10,
     };
     match parse_response(

@@ -9,7 +9,7 @@ use common::*;
 
 const CFG: ValidateConfig = ValidateConfig {
     parse: ParseConfig {
-        think_prefilled: true,
+        think: azr_core::parse::ThinkMode::Required,
         induction_inputs: 3,
     },
     min_message_words: 2,

@@ -1,8 +1,9 @@
 //! [`evaluate`]: prompts -> policy -> answers -> checks -> [`Report`].
 //!
-//! The model enters only through [`Generate`]: a batch of rendered prompts in, one response text
-//! per prompt out, in order. Greedy decoding (the paper's pass@1) is the implementation's
-//! business; a closure over the model engine is enough:
+//! The model enters only through [`Generate`]: a batch of rendered prompts in, one
+//! [`Generated`] response per prompt out, in order. Greedy decoding (the paper's pass@1) is the
+//! implementation's business; a closure over the model engine is enough, returning either
+//! [`Generated`] values or plain texts (taken as not scaffolded):
 //! `&mut |prompts: &[String]| model.generate_greedy(prompts)`.
 
 use azr_core::{PolicyError, Rendering};
@@ -15,18 +16,42 @@ use crate::report::{BenchSummary, FailReason, ProblemRecord, Report, RunInfo};
 use crate::select::select;
 use crate::{extract, math, prompt};
 
-/// Something that answers prompts (greedily, for pass@1).
-pub trait Generate {
-    /// One response per prompt, in order, without the prompt and without special tokens.
-    fn generate(&mut self, prompts: &[String]) -> Result<Vec<String>, PolicyError>;
+/// One response of the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The response, without the prompt and without special tokens.
+    pub text: String,
+    /// Whether the environment, not the model, completed the response's structure (e.g. closed
+    /// the think block or opened the answer block for it). A scaffolded response can still be
+    /// correct, leniently, but never strict-correct.
+    pub scaffolded: bool,
 }
 
-impl<F> Generate for F
+impl From<String> for Generated {
+    /// A response the model wrote all by itself.
+    fn from(text: String) -> Generated {
+        Generated {
+            text,
+            scaffolded: false,
+        }
+    }
+}
+
+/// Something that answers prompts (greedily, for pass@1).
+pub trait Generate {
+    /// One response per prompt, in order.
+    fn generate(&mut self, prompts: &[String]) -> Result<Vec<Generated>, PolicyError>;
+}
+
+/// Closures returning [`Generated`] values, or anything that converts into one (a `String`: a
+/// response that was not scaffolded).
+impl<F, T> Generate for F
 where
-    F: FnMut(&[String]) -> Result<Vec<String>, PolicyError>,
+    F: FnMut(&[String]) -> Result<Vec<T>, PolicyError>,
+    T: Into<Generated>,
 {
-    fn generate(&mut self, prompts: &[String]) -> Result<Vec<String>, PolicyError> {
-        self(prompts)
+    fn generate(&mut self, prompts: &[String]) -> Result<Vec<Generated>, PolicyError> {
+        Ok(self(prompts)?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -173,24 +198,24 @@ pub fn evaluate_with_progress(
                 total: prompts.len(),
             });
         }
-        let verdicts = check(bench.id, &picked, &responses, executor, options);
-        let correct = verdicts.iter().filter(|v| v.correct).count();
-        summaries.push(BenchSummary::new(
-            bench.id,
-            correct,
-            picked.len(),
-            bench.problems.len(),
-        ));
-        progress(Progress::Checked {
-            benchmark: bench.id,
-            n: picked.len(),
-        });
-        for (((p, prompt), response), v) in picked.iter().zip(prompts).zip(responses).zip(verdicts)
+        let (texts, scaffolded): (Vec<String>, Vec<bool>) = responses
+            .into_iter()
+            .map(|g| (g.text, g.scaffolded))
+            .unzip();
+        let verdicts = check(bench.id, &picked, &texts, executor, options);
+        let start = records.len();
+        for ((((p, prompt), response), scaffolded), v) in picked
+            .iter()
+            .zip(prompts)
+            .zip(texts)
+            .zip(scaffolded)
+            .zip(verdicts)
         {
             records.push(ProblemRecord {
                 benchmark: bench.id,
                 id: p.id.clone(),
                 format_ok: extract::format_ok(&response),
+                scaffolded,
                 prompt,
                 response,
                 extracted: v.extracted,
@@ -200,6 +225,18 @@ pub fn evaluate_with_progress(
                 detail: v.detail,
             });
         }
+        let done = &records[start..];
+        summaries.push(BenchSummary::with_strict(
+            bench.id,
+            done.iter().filter(|r| r.correct).count(),
+            done.iter().filter(|r| r.strict_correct()).count(),
+            picked.len(),
+            bench.problems.len(),
+        ));
+        progress(Progress::Checked {
+            benchmark: bench.id,
+            n: picked.len(),
+        });
     }
     let info = RunInfo {
         limit: options.limit,

@@ -7,14 +7,17 @@
 //! - [`math`]: math answer extraction, normalisation and equivalence.
 //! - [`code`]: HumanEval and MBPP+ checks in the sandbox, and float-tolerant output comparison.
 //! - [`select`]: `limit` / `sample_seed` subsets.
-//! - [`report`]: pass@1, standard error, table, JSON summary, per-problem JSONL.
+//! - [`report`]: pass@1 (lenient and strict), standard error, table, JSON summary, per-problem
+//!   JSONL.
 //! - [`eval`]: [`evaluate`], with the model behind the [`Generate`] trait.
+//! - [`compare`]: two runs paired on their shared problems (McNemar, paired bootstrap).
 //!
 //! The executor to pass in: sandboxed, as everywhere; a timeout of about 10 s per job suits MBPP+
 //! chunks (see [`code::mbpp`]).
 
 pub mod bench;
 pub mod code;
+pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod extract;
@@ -26,6 +29,7 @@ pub mod select;
 pub use bench::{BenchmarkId, Category, UnknownBenchmark};
 pub use data::{Benchmark, DataError, Problem, Task};
 pub use eval::{
-    evaluate, evaluate_with_progress, EvalError, EvalOptions, Generate, Progress, Verdict,
+    evaluate, evaluate_with_progress, EvalError, EvalOptions, Generate, Generated, Progress,
+    Verdict,
 };
 pub use report::{BenchSummary, FailReason, ProblemRecord, Report, RunInfo};

@@ -1,5 +1,9 @@
 //! Scores and outputs: pass@1 with its standard error per benchmark, the terminal table, the
 //! JSON summary and the per-problem JSON Lines.
+//!
+//! Two verdicts per problem: **lenient** ([`ProblemRecord::correct`]: the answer, wherever the
+//! extractor found it, is right) and **strict** ([`ProblemRecord::strict_correct`]: right, in
+//! the strict think/answer format, and with no structure completed by the environment).
 
 use std::io::Write;
 use std::path::Path;
@@ -68,8 +72,24 @@ pub struct ProblemRecord {
     pub reason: Option<FailReason>,
     /// What went wrong, in words: the failing input, the exception, the mismatch.
     pub detail: Option<String>,
-    /// Whether the response kept the strict think/answer format (informational).
+    /// Whether the response kept the strict think/answer format.
     pub format_ok: bool,
+    /// Whether the environment, not the model, completed the response's structure (see
+    /// [`crate::eval::Generated`]). Absent (false) in files written before it existed.
+    #[serde(default)]
+    pub scaffolded: bool,
+}
+
+impl ProblemRecord {
+    /// The strict verdict: correct, in the strict format, and not scaffolded.
+    pub fn strict_correct(&self) -> bool {
+        strict_correct(self.correct, self.format_ok, self.scaffolded)
+    }
+}
+
+/// The strict verdict from its parts: `correct && format_ok && !scaffolded`.
+pub fn strict_correct(correct: bool, format_ok: bool, scaffolded: bool) -> bool {
+    correct && format_ok && !scaffolded
 }
 
 /// One benchmark's score.
@@ -79,17 +99,39 @@ pub struct BenchSummary {
     pub category: Category,
     /// Problems evaluated.
     pub n: usize,
+    /// Problems answered correctly (the lenient verdict).
     pub correct: usize,
-    /// correct / n (0 when n is 0).
+    /// correct / n (0 when n is 0): lenient pass@1.
     pub pass_at_1: f64,
     /// sqrt(p (1 - p) / n): the binomial standard error of pass@1.
     pub stderr: f64,
+    /// Problems answered correctly in the strict format without scaffolding (the strict
+    /// verdict). 0 in summaries written before it existed (their problems.jsonl still has what
+    /// it takes to recompute it: `correct` and `format_ok`).
+    #[serde(default)]
+    pub strict_correct: usize,
+    /// strict_correct / n: strict pass@1.
+    #[serde(default)]
+    pub strict_pass_at_1: f64,
     /// Problems in the benchmark file (n is smaller with a limit).
     pub total: usize,
 }
 
 impl BenchSummary {
+    /// A summary with no strict verdicts (strict pass@1 0).
     pub fn new(benchmark: BenchmarkId, correct: usize, n: usize, total: usize) -> BenchSummary {
+        BenchSummary::with_strict(benchmark, correct, 0, n, total)
+    }
+
+    /// A summary with `correct` lenient and `strict_correct` strict verdicts out of `n`.
+    pub fn with_strict(
+        benchmark: BenchmarkId,
+        correct: usize,
+        strict_correct: usize,
+        n: usize,
+        total: usize,
+    ) -> BenchSummary {
+        let (strict_pass_at_1, _) = pass_at_1(strict_correct, n);
         let (pass_at_1, stderr) = pass_at_1(correct, n);
         BenchSummary {
             benchmark,
@@ -98,6 +140,8 @@ impl BenchSummary {
             correct,
             pass_at_1,
             stderr,
+            strict_correct,
+            strict_pass_at_1,
             total,
         }
     }
@@ -121,13 +165,21 @@ pub struct RunInfo {
     pub rendering: String,
 }
 
-/// The paper's averages: code (HumanEval, MBPP+), math (the seven math sets), and their mean.
+/// The paper's averages: code (HumanEval, MBPP+), math (the seven math sets), and their mean;
+/// of lenient pass@1, and the same of strict pass@1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Averages {
     pub code: Option<f64>,
     pub math: Option<f64>,
     /// Mean of the code and math averages, when both exist (the paper's "AVG").
     pub overall: Option<f64>,
+    /// The same three of strict pass@1 (absent in summaries written before it existed).
+    #[serde(default)]
+    pub strict_code: Option<f64>,
+    #[serde(default)]
+    pub strict_math: Option<f64>,
+    #[serde(default)]
+    pub strict_overall: Option<f64>,
 }
 
 /// The result of an evaluation run.
@@ -151,23 +203,33 @@ impl Report {
         benchmarks: Vec<BenchSummary>,
         records: Vec<ProblemRecord>,
     ) -> Report {
-        let avg = |c: Category| {
+        let avg = |c: Category, score: fn(&BenchSummary) -> f64| {
             let xs: Vec<f64> = benchmarks
                 .iter()
                 .filter(|b| b.category == c && b.n > 0)
-                .map(|b| b.pass_at_1)
+                .map(score)
                 .collect();
             mean(&xs)
         };
-        let (code, math) = (avg(Category::Code), avg(Category::Math));
-        let overall = code.zip(math).map(|(c, m)| (c + m) / 2.0);
+        let both = |c: Option<f64>, m: Option<f64>| c.zip(m).map(|(c, m)| (c + m) / 2.0);
+        let (code, math) = (
+            avg(Category::Code, |b| b.pass_at_1),
+            avg(Category::Math, |b| b.pass_at_1),
+        );
+        let (strict_code, strict_math) = (
+            avg(Category::Code, |b| b.strict_pass_at_1),
+            avg(Category::Math, |b| b.strict_pass_at_1),
+        );
         Report {
             info,
             benchmarks,
             averages: Averages {
                 code,
                 math,
-                overall,
+                overall: both(code, math),
+                strict_code,
+                strict_math,
+                strict_overall: both(strict_code, strict_math),
             },
             records,
         }
@@ -182,34 +244,47 @@ impl Report {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
-    /// The terminal table: benchmark, n, pass@1 and standard error in percent, then averages.
+    /// The terminal table: benchmark, n, lenient pass@1 and its standard error, strict pass@1
+    /// (all in percent), then the averages.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<15} {:>5} {:>8} {:>7}\n",
-            "benchmark", "n", "pass@1", "s.e."
+            "{:<15} {:>5} {:>8} {:>7} {:>8}\n",
+            "benchmark", "n", "pass@1", "s.e.", "strict"
         );
         for b in &self.benchmarks {
             let limited = if b.n < b.total { "*" } else { "" };
             s.push_str(&format!(
-                "{:<15} {:>5} {:>7.2}% {:>6.2}%{limited}\n",
+                "{:<15} {:>5} {:>7.2}% {:>6.2}% {:>7.2}%{limited}\n",
                 b.benchmark.name(),
                 b.n,
                 100.0 * b.pass_at_1,
-                100.0 * b.stderr
+                100.0 * b.stderr,
+                100.0 * b.strict_pass_at_1,
             ));
         }
-        for (name, v) in [
-            ("code avg", self.averages.code),
-            ("math avg", self.averages.math),
-            ("avg", self.averages.overall),
+        let a = &self.averages;
+        for (name, lenient, strict) in [
+            ("code avg", a.code, a.strict_code),
+            ("math avg", a.math, a.strict_math),
+            ("avg", a.overall, a.strict_overall),
         ] {
-            if let Some(v) = v {
-                s.push_str(&format!("{name:<15} {:>5} {:>7.2}%\n", "", 100.0 * v));
+            if let Some(v) = lenient {
+                let strict = strict.map_or(String::new(), |v| format!("{:>7.2}%", 100.0 * v));
+                s.push_str(&format!(
+                    "{name:<15} {:>5} {:>7.2}% {:>7} {strict}\n",
+                    "",
+                    100.0 * v,
+                    ""
+                ));
             }
         }
         if self.benchmarks.iter().any(|b| b.n < b.total) {
             s.push_str("* a subset (--limit) of the benchmark\n");
         }
+        s.push_str(
+            "pass@1: the answer is right (lenient); strict: right, in the think/answer format, \
+             not scaffolded\n",
+        );
         s
     }
 
@@ -220,6 +295,26 @@ impl Report {
             w.write_all(b"\n")?;
         }
         w.flush()
+    }
+
+    /// Reads what [`Report::write_files`] wrote (also files written before the strict
+    /// verdicts existed); errors name the file, and the line for the JSONL.
+    pub fn read_files(summary: &Path, problems: &Path) -> Result<Report, String> {
+        let text =
+            std::fs::read_to_string(summary).map_err(|e| format!("{}: {e}", summary.display()))?;
+        let mut report: Report =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary.display()))?;
+        let text = std::fs::read_to_string(problems)
+            .map_err(|e| format!("{}: {e}", problems.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record = serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: {e}", problems.display(), i + 1))?;
+            report.records.push(record);
+        }
+        Ok(report)
     }
 
     /// Writes the JSON summary and the per-problem JSONL; errors name the file.
@@ -250,6 +345,14 @@ mod tests {
     }
 
     #[test]
+    fn strict_verdict() {
+        assert!(strict_correct(true, true, false));
+        assert!(!strict_correct(true, false, false));
+        assert!(!strict_correct(true, true, true));
+        assert!(!strict_correct(false, true, false));
+    }
+
+    #[test]
     fn table_json_and_jsonl() {
         let info = RunInfo {
             limit: Some(4),
@@ -267,32 +370,42 @@ mod tests {
             reason: Some(FailReason::Wrong),
             detail: None,
             format_ok: false,
+            scaffolded: true,
         };
         let report = Report::new(
             info,
             vec![
-                BenchSummary::new(BenchmarkId::HumanEval, 1, 2, 164),
-                BenchSummary::new(BenchmarkId::Gsm8k, 1, 4, 4),
-                BenchSummary::new(BenchmarkId::Math500, 3, 4, 500),
+                BenchSummary::with_strict(BenchmarkId::HumanEval, 1, 0, 2, 164),
+                BenchSummary::with_strict(BenchmarkId::Gsm8k, 1, 1, 4, 4),
+                BenchSummary::with_strict(BenchmarkId::Math500, 3, 2, 4, 500),
             ],
             vec![record.clone()],
         );
         assert_eq!(report.averages.code, Some(0.5));
         assert_eq!(report.averages.math, Some(0.5));
         assert_eq!(report.averages.overall, Some(0.5));
+        assert_eq!(report.averages.strict_code, Some(0.0));
+        assert_eq!(report.averages.strict_math, Some(0.375));
+        assert_eq!(report.averages.strict_overall, Some(0.1875));
         let table = report.table();
         assert!(
-            table.contains("humaneval           2   50.00%  35.36%*"),
+            table.contains("humaneval           2   50.00%  35.36%    0.00%*"),
             "{table}"
         );
         assert!(
-            table.contains("gsm8k               4   25.00%  21.65%\n"),
+            table.contains("gsm8k               4   25.00%  21.65%   25.00%\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("math avg                50.00%           37.50%\n"),
             "{table}"
         );
         assert!(table.contains("code avg") && table.contains("--limit"));
         let json = report.summary_json();
         assert_eq!(json["benchmarks"][0]["benchmark"], "humaneval");
         assert_eq!(json["benchmarks"][2]["pass_at_1"], 0.75);
+        assert_eq!(json["benchmarks"][2]["strict_pass_at_1"], 0.5);
+        assert_eq!(json["benchmarks"][2]["strict_correct"], 2);
         assert_eq!(json["info"]["limit"], 4);
         assert!(json.get("records").is_none());
         let mut out = Vec::new();
@@ -302,5 +415,50 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("\"reason\":\"wrong\""));
+    }
+
+    #[test]
+    fn files_written_before_strict_scoring_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (summary, problems) = (
+            dir.path().join("summary.json"),
+            dir.path().join("problems.jsonl"),
+        );
+        std::fs::write(
+            &summary,
+            r#"{"info": {"limit": 2, "sample_seed": null, "rendering": "plain"},
+                "benchmarks": [{"benchmark": "gsm8k", "category": "math", "n": 2, "correct": 1,
+                                "pass_at_1": 0.5, "stderr": 0.35, "total": 1319}],
+                "averages": {"code": null, "math": 0.5, "overall": null}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &problems,
+            concat!(
+                r#"{"benchmark":"gsm8k","id":"0","prompt":"p","response":"r","extracted":"4","#,
+                r#""reference":"4","correct":true,"reason":null,"detail":null,"format_ok":true}"#,
+                "\n\n",
+                r#"{"benchmark":"gsm8k","id":"1","prompt":"p","response":"r","extracted":null,"#,
+                r#""reference":"4","correct":false,"reason":"no_answer","detail":null,"#,
+                r#""format_ok":false}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let report = Report::read_files(&summary, &problems).unwrap();
+        let b = &report.benchmarks[0];
+        assert_eq!(
+            (b.correct, b.strict_correct, b.strict_pass_at_1),
+            (1, 0, 0.0)
+        );
+        assert_eq!(report.averages.strict_math, None);
+        assert_eq!(report.records.len(), 2);
+        assert!(!report.records[0].scaffolded && report.records[0].strict_correct());
+
+        std::fs::write(&problems, "{\"benchmark\": \"gsm8k\"\n").unwrap();
+        let err = Report::read_files(&summary, &problems).unwrap_err();
+        assert!(err.contains("problems.jsonl line 1: "), "{err}");
+        let err = Report::read_files(&dir.path().join("none.json"), &problems).unwrap_err();
+        assert!(err.contains("none.json: "), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use azr_core::PolicyError;
 use azr_eval::select::select;
-use azr_eval::{evaluate, prompt, Benchmark, BenchmarkId, EvalOptions, Report, Task};
+use azr_eval::{evaluate, prompt, Benchmark, BenchmarkId, EvalOptions, Generated, Report, Task};
 use common::{executor, load, respond};
 
 /// The response a perfect solver gives to a problem.
@@ -126,6 +126,16 @@ fn reference_answers_score_one_and_wrong_numbers_zero() {
     assert!(first["prompt"].as_str().unwrap().ends_with("<think>"));
     assert_eq!(first["correct"], true);
     assert_eq!(first["format_ok"], true);
+    assert_eq!(first["scaffolded"], false);
+    // Every reference answer is in the strict format: strict pass@1 is 1 too.
+    for b in &report.benchmarks {
+        assert_eq!(
+            (b.strict_correct, b.strict_pass_at_1),
+            (b.n, 1.0),
+            "{}",
+            b.benchmark
+        );
+    }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(json["benchmarks"][3]["benchmark"], "mbppplus");
@@ -173,4 +183,52 @@ fn policy_errors_and_short_answers_are_reported() {
         |_: &[String]| -> Result<Vec<String>, PolicyError> { Err("out of memory".into()) };
     let err = evaluate(&benchmarks, &mut failing, &exec, &options).unwrap_err();
     assert_eq!(err.to_string(), "the policy failed on amc23: out of memory");
+}
+
+#[test]
+fn scaffolded_or_unformatted_answers_count_leniently_but_not_strictly() {
+    let exec = executor(5);
+    let benchmarks = vec![load(BenchmarkId::Gsm8k)];
+    let options = EvalOptions {
+        limit: Some(3),
+        ..EvalOptions::default()
+    };
+    let mut formatted = scripted(&benchmarks, &options, reference_answer);
+    let mut bare = scripted(&benchmarks, &options, |_, task| match task {
+        Task::Math(m) => format!("So the result is \\boxed{{{}}}", m.answer),
+        _ => unreachable!("math only"),
+    });
+    // Problem 0: right and formatted, but the environment closed the think block for it;
+    // problem 1: right, no think/answer format; problem 2: right and formatted, unaided.
+    let mut policy = |prompts: &[String]| -> Result<Vec<Generated>, PolicyError> {
+        let (formatted, bare) = (formatted(prompts)?, bare(prompts)?);
+        Ok(formatted
+            .into_iter()
+            .zip(bare)
+            .enumerate()
+            .map(|(i, (f, b))| Generated {
+                text: if i == 1 { b } else { f },
+                scaffolded: i == 0,
+            })
+            .collect())
+    };
+    let report = evaluate(&benchmarks, &mut policy, &exec, &options).unwrap();
+    let s = &report.benchmarks[0];
+    assert_eq!((s.n, s.correct, s.strict_correct), (3, 3, 1));
+    assert_eq!((s.pass_at_1, s.strict_pass_at_1), (1.0, 1.0 / 3.0));
+    let r = &report.records;
+    assert!(r.iter().all(|r| r.correct));
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.format_ok, r.scaffolded, r.strict_correct()))
+            .collect::<Vec<_>>(),
+        [
+            (true, true, false),
+            (false, false, false),
+            (true, false, true)
+        ]
+    );
+    assert!(report
+        .table()
+        .contains("gsm8k               3  100.00%   0.00%   33.33%*"));
 }

@@ -8,6 +8,14 @@
 //! Log-probs: for every sampled token we return `log softmax(logits)[token]` of the raw logits —
 //! the temperature-1, untruncated distribution, i.e. the policy the trainer differentiates —
 //! whatever temperature/top-p/top-k the token was drawn with.
+//!
+//! Steering ([`Steer`], [`generate_steered`]): the caller may take over a row when it would stop
+//! (end of turn, a stop string, its phase's token budget) and append text of its own that the
+//! row then continues from. Appended tokens are fed to the model one per decode step, like
+//! sampled ones, but they are not samples of the policy: [`Generation::sampled`] marks them
+//! false, and their log-prob is 0. An end-of-turn token that a continuation replaces is dropped
+//! from the row. Stop strings are looked for only in the text sampled since the last appended
+//! text, so appended text never stops a row.
 
 use std::time::Instant;
 
@@ -77,9 +85,40 @@ pub enum FinishReason {
 pub struct Generation {
     /// Generated token ids (not the prompt).
     pub tokens: Vec<u32>,
-    /// `log p(token)` under the temperature-1 distribution, one per token.
+    /// `log p(token)` under the temperature-1 distribution, one per token (0 for a token the
+    /// steering appended).
     pub logprobs: Vec<f32>,
+    /// Per token: sampled from the policy (true) or appended by the steering (false).
+    pub sampled: Vec<bool>,
     pub finish: FinishReason,
+}
+
+/// How a row goes on: until `budget` more sampled tokens, or one of `stop_strings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase {
+    pub budget: usize,
+    pub stop_strings: Vec<String>,
+}
+
+/// The caller's say in each row's generation (see the module documentation).
+pub trait Steer {
+    /// Row `row`'s first phase (its budget is capped by `max_new_tokens`).
+    fn start(&self, row: usize) -> Phase;
+    /// Row `row` would stop for `reason` with `text` generated so far (special tokens
+    /// skipped; an end-of-turn token not in it). `Some((append, phase))` appends `append`
+    /// and goes on with `phase`; `None` lets the row stop.
+    fn on_stop(&self, row: usize, text: &str, reason: &FinishReason) -> Option<(String, Phase)>;
+}
+
+/// A row's state while it generates.
+struct RowState {
+    /// Tokens to append before sampling again.
+    forced: std::collections::VecDeque<u32>,
+    /// Sampled tokens left in the current phase.
+    budget: usize,
+    stop_strings: Vec<String>,
+    /// Token index where stop strings start to count (after the last appended text).
+    since: usize,
 }
 
 /// Per-row seeds derived from one base seed (what `generate` callers usually want).
@@ -133,6 +172,28 @@ pub fn generate_with_stats(
         prompts,
         params,
         seeds,
+        None,
+        PREFILL_SCORES_BYTES,
+    )
+}
+
+/// [`generate_with_stats`] with a [`Steer`] that may append text to rows that would stop.
+/// Needs a tokenizer (appended text is tokenized, stop strings are decoded).
+pub fn generate_steered(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompts: &[Vec<u32>],
+    params: &SamplingParams,
+    seeds: &[u64],
+    steer: &dyn Steer,
+) -> Result<(Vec<Generation>, GenerateStats)> {
+    generate_impl(
+        model,
+        Some(tokenizer),
+        prompts,
+        params,
+        seeds,
+        Some(steer),
         PREFILL_SCORES_BYTES,
     )
 }
@@ -144,6 +205,7 @@ fn generate_impl(
     prompts: &[Vec<u32>],
     params: &SamplingParams,
     seeds: &[u64],
+    steer: Option<&dyn Steer>,
     prefill_bytes: usize,
 ) -> Result<(Vec<Generation>, GenerateStats)> {
     let mut stats = GenerateStats::default();
@@ -156,8 +218,8 @@ fn generate_impl(
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
         bail!("prompt {i} is empty");
     }
-    if !params.stop_strings.is_empty() && tokenizer.is_none() {
-        bail!("stop strings need a tokenizer");
+    if (!params.stop_strings.is_empty() || steer.is_some()) && tokenizer.is_none() {
+        bail!("stop strings and steering need a tokenizer");
     }
     let temperature_ok = params.temperature >= 0.0; // false for NaN
     let top_p_ok = params.top_p > 0.0 && params.top_p <= 1.0;
@@ -177,6 +239,7 @@ fn generate_impl(
         .map(|_| Generation {
             tokens: vec![],
             logprobs: vec![],
+            sampled: vec![],
             finish: FinishReason::Length,
         })
         .collect();
@@ -199,12 +262,23 @@ fn generate_impl(
         .map(|&s| ChaCha8Rng::seed_from_u64(s))
         .collect();
     let mut done = vec![false; n];
-    let max_stop_len = params
-        .stop_strings
-        .iter()
-        .map(|s| s.len())
-        .max()
-        .unwrap_or(0);
+    let mut state: Vec<RowState> = (0..n)
+        .map(|i| {
+            let phase = match steer {
+                Some(st) => st.start(i),
+                None => Phase {
+                    budget: params.max_new_tokens,
+                    stop_strings: params.stop_strings.clone(),
+                },
+            };
+            RowState {
+                forced: Default::default(),
+                budget: phase.budget.min(params.max_new_tokens),
+                stop_strings: phase.stop_strings,
+                since: 0,
+            }
+        })
+        .collect();
 
     // Prefill: only the last position's logits are needed.
     let start = Instant::now();
@@ -236,47 +310,107 @@ fn generate_impl(
         for (r, &i) in live.iter().enumerate() {
             cache_row[i] = r;
         }
+        // Rows with appended text waiting take it instead of sampling.
+        let mut picks: Vec<Option<(u32, f32, bool)>> = vec![None; n];
+        for (i, st) in state.iter_mut().enumerate() {
+            if !done[i] {
+                if let Some(tok) = st.forced.pop_front() {
+                    picks[i] = Some((tok, 0.0, false));
+                }
+            }
+        }
         let mut jobs: Vec<(usize, &mut ChaCha8Rng)> = rngs
             .iter_mut()
             .enumerate()
-            .filter(|(i, _)| !done[*i])
+            .filter(|(i, _)| !done[*i] && picks[*i].is_none())
             .collect();
-        let mut picks = vec![None; n];
         let sampled: Vec<(usize, (u32, f32))> = jobs
             .par_iter_mut()
             .map(|(i, rng)| (*i, sample(&rows[cache_row[*i]], params, rng)))
             .collect();
-        for (i, pick) in sampled {
-            picks[i] = Some(pick);
+        for (i, (tok, lp)) in sampled {
+            picks[i] = Some((tok, lp, true));
         }
         for (r, &i) in live.iter().enumerate() {
-            let Some((tok, lp)) = picks[i] else {
+            let Some((tok, lp, was_sampled)) = picks[i] else {
                 continue;
             };
             let g = &mut out[i];
             g.tokens.push(tok);
             g.logprobs.push(lp);
+            g.sampled.push(was_sampled);
             next[r] = tok;
-            if params.stop_token_ids.contains(&tok) {
-                g.finish = FinishReason::Eos;
-                done[i] = true;
-            } else if let (Some(tk), true) = (tokenizer, max_stop_len > 0) {
-                // Decode only a tail long enough to contain any stop string (every token
-                // decodes to at least one byte, so max_stop_len tokens suffice; a few more
-                // cover tokens that are partial UTF-8 sequences).
-                let from = g.tokens.len().saturating_sub(max_stop_len + 4);
-                let tail = tk.decode(&g.tokens[from..], false)?;
-                if let Some(s) = params
-                    .stop_strings
-                    .iter()
-                    .find(|s| tail.contains(s.as_str()))
-                {
-                    g.finish = FinishReason::Stop(s.clone());
-                    done[i] = true;
+            if !was_sampled {
+                continue;
+            }
+            let st = &mut state[i];
+            st.budget = st.budget.saturating_sub(1);
+            let reason = if params.stop_token_ids.contains(&tok) {
+                Some(FinishReason::Eos)
+            } else if let Some(s) = match tokenizer {
+                Some(tk) => stop_string(tk, &g.tokens, st)?,
+                None => None,
+            } {
+                Some(FinishReason::Stop(s))
+            } else if st.budget == 0 || g.tokens.len() >= params.max_new_tokens {
+                Some(FinishReason::Length)
+            } else {
+                None
+            };
+            let Some(reason) = reason else {
+                continue;
+            };
+            g.finish = reason;
+            done[i] = true;
+            let (Some(steer), Some(tk)) = (steer, tokenizer) else {
+                continue;
+            };
+            let eos = g.finish == FinishReason::Eos;
+            let kept = g.tokens.len() - usize::from(eos);
+            let text = tk.decode(&g.tokens[..kept], true)?;
+            let Some((append, phase)) = steer.on_stop(i, &text, &g.finish) else {
+                continue;
+            };
+            let ids = if append.is_empty() {
+                Vec::new()
+            } else {
+                tk.encode(&append, false)?
+            };
+            // Room for the appended tokens and at least one sampled token after them (the
+            // KV cache holds max_new_tokens positions).
+            let room = params.max_new_tokens.saturating_sub(kept + ids.len());
+            if room < 1 || phase.budget == 0 {
+                continue;
+            }
+            if eos {
+                g.tokens.pop();
+                g.logprobs.pop();
+                g.sampled.pop();
+            }
+            done[i] = false;
+            g.finish = FinishReason::Length;
+            st.forced = ids.into();
+            st.budget = phase.budget.min(room);
+            st.stop_strings = phase.stop_strings;
+            st.since = kept + st.forced.len();
+            if eos {
+                // The end-of-turn token is not fed: the first appended token takes its place.
+                match st.forced.pop_front() {
+                    Some(first) => {
+                        g.tokens.push(first);
+                        g.logprobs.push(0.0);
+                        g.sampled.push(false);
+                        next[r] = first;
+                    }
+                    None => {
+                        // Nothing appended after an end of turn: there is no token to feed.
+                        g.finish = FinishReason::Eos;
+                        done[i] = true;
+                    }
                 }
             }
         }
-        if done.iter().all(|&d| d) || step + 1 == params.max_new_tokens {
+        if done.iter().all(|&d| d) || step + 1 >= params.max_new_tokens {
             break;
         }
         let finished = live.iter().filter(|&&i| done[i]).count();
@@ -297,6 +431,24 @@ fn generate_impl(
     stats.decode_secs = start.elapsed().as_secs_f64();
     stats.decode_tokens = out.iter().map(|g| g.tokens.len().saturating_sub(1)).sum();
     Ok((out, stats))
+}
+
+/// The first of the row's stop strings in the text sampled since its last appended text.
+fn stop_string(tk: &Tokenizer, tokens: &[u32], st: &RowState) -> Result<Option<String>> {
+    let longest = st.stop_strings.iter().map(|s| s.len()).max().unwrap_or(0);
+    if longest == 0 {
+        return Ok(None);
+    }
+    // Decode only a tail long enough to contain any stop string (every token decodes to at
+    // least one byte, so `longest` tokens suffice; a few more cover tokens that are partial
+    // UTF-8 sequences).
+    let from = tokens.len().saturating_sub(longest + 4).max(st.since);
+    let tail = tk.decode(&tokens[from.min(tokens.len())..], false)?;
+    Ok(st
+        .stop_strings
+        .iter()
+        .find(|s| tail.contains(s.as_str()))
+        .cloned())
 }
 
 /// Prompt positions per prefill forward. A whole-prompt forward holds attention scores of
@@ -424,7 +576,7 @@ mod tests {
         assert_eq!(prefill_chunk(&lm.model, 2, 150, 0), 64);
         let params = SamplingParams::greedy(16);
         let seeds = row_seeds(3, 2);
-        let run = |budget| generate_impl(&lm.model, None, &prompts, &params, &seeds, budget);
+        let run = |budget| generate_impl(&lm.model, None, &prompts, &params, &seeds, None, budget);
         let (whole, _) = run(usize::MAX).unwrap();
         let (chunked, _) = run(0).unwrap();
         for (w, c) in whole.iter().zip(&chunked) {

@@ -435,3 +435,114 @@ fn every_weight_gets_a_gradient() {
         assert_eq!(model.named_weights().len(), vars.len());
     }
 }
+
+/// A steering that appends `text` when a row first stops (for the `reason` it expects), then
+/// lets it sample `budget` more tokens with `stops` (which the appended text itself contains).
+struct AppendOnce {
+    text: String,
+    budget: usize,
+}
+
+impl azr_model::Steer for AppendOnce {
+    fn start(&self, _row: usize) -> azr_model::Phase {
+        azr_model::Phase {
+            budget: 3,
+            stop_strings: vec![],
+        }
+    }
+    fn on_stop(
+        &self,
+        _row: usize,
+        text: &str,
+        _reason: &FinishReason,
+    ) -> Option<(String, azr_model::Phase)> {
+        (!text.contains(&self.text)).then(|| {
+            (
+                self.text.clone(),
+                azr_model::Phase {
+                    budget: self.budget,
+                    stop_strings: vec![self.text.clone()],
+                },
+            )
+        })
+    }
+}
+
+#[test]
+fn steering_appends_feeds_and_masks_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), "qwen2", false, 7);
+    let lm = load(dir.path()).unwrap();
+    let prompt = prompts()[1].clone();
+    let greedy = |p: &[u32], n: usize| {
+        generate(
+            &lm.model,
+            None,
+            &[p.to_vec()],
+            &SamplingParams::greedy(n),
+            &[0],
+        )
+        .unwrap()[0]
+            .tokens
+            .clone()
+    };
+    let steer = AppendOnce {
+        text: "ab".into(),
+        budget: 2,
+    };
+    let appended = lm.tokenizer.encode("ab", false).unwrap();
+    let params = SamplingParams::greedy(16);
+    let (out, _) = azr_model::generate_steered(
+        &lm.model,
+        &lm.tokenizer,
+        std::slice::from_ref(&prompt),
+        &params,
+        &[0],
+        &steer,
+    )
+    .unwrap();
+    let g = &out[0];
+    // three sampled tokens (the first phase's budget), the appended ones, two more sampled
+    let first = greedy(&prompt, 3);
+    assert_eq!(g.tokens[..3], first[..]);
+    assert_eq!(g.tokens[3..3 + appended.len()], appended[..]);
+    assert_eq!(g.tokens.len(), 3 + appended.len() + 2);
+    let mask: Vec<bool> = [vec![true; 3], vec![false; appended.len()], vec![true; 2]].concat();
+    assert_eq!(g.sampled, mask);
+    assert!(g.logprobs[3..3 + appended.len()].iter().all(|&l| l == 0.0));
+    // the appended tokens were fed: the continuation is what the model says after them, and the
+    // appended text (which is a stop string of the new phase) did not stop the row
+    let context = [prompt.clone(), first.clone(), appended.clone()].concat();
+    assert_eq!(g.tokens[3 + appended.len()..], greedy(&context, 2)[..]);
+    assert_eq!(g.finish, FinishReason::Length);
+
+    // An end of turn the steering continues from is dropped: the appended text takes its place.
+    let eos = first[1];
+    let params = SamplingParams {
+        stop_token_ids: vec![eos],
+        ..SamplingParams::greedy(16)
+    };
+    let (out, _) = azr_model::generate_steered(
+        &lm.model,
+        &lm.tokenizer,
+        std::slice::from_ref(&prompt),
+        &params,
+        &[0],
+        &steer,
+    )
+    .unwrap();
+    let g = &out[0];
+    let upto = first.iter().position(|&t| t == eos).unwrap();
+    assert_eq!(g.tokens[..upto], first[..upto]);
+    assert_eq!(g.tokens[upto..upto + appended.len()], appended[..]);
+    assert!(!g.sampled[upto]);
+    let context = [prompt.clone(), first[..upto].to_vec(), appended.clone()].concat();
+    let after = &g.tokens[upto + appended.len()..];
+    let expect = greedy(&context, 2);
+    // the continuation may itself end at the end-of-turn token
+    let n = after.len();
+    assert!(
+        n >= 1 && after[..] == expect[..n],
+        "{after:?} vs {expect:?}"
+    );
+}

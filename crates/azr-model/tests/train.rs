@@ -43,6 +43,7 @@ fn rows(cfg: &ModelConfig, w: &HashMap<String, Tensor>) -> Vec<TrainRow> {
                 .enumerate()
                 .map(|(j, x)| x + 0.03 * ((i + j) as f32 % 3.0 - 1.0))
                 .collect(),
+            sampled: vec![],
             advantage,
         })
         .collect()
@@ -75,6 +76,82 @@ fn assert_matches_fd(what: &str, g: f32, loss_at: impl Fn(f32) -> f64) {
         err <= 0.03 * (g as f64).abs() + 2e-4,
         "{what}: analytic {g}, finite difference {fd}"
     );
+}
+
+/// Tokens the environment wrote are context, not samples: a row `P | s1 inj s2` with `inj`
+/// masked has exactly the loss and gradient of the two rows `P | s1` and `P s1 inj | s2`, which
+/// hold only the sampled tokens as responses (same token count in the mean, same contexts).
+#[test]
+fn masked_environment_tokens_get_no_gradient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, w) = tiny(dir.path(), "qwen2", false);
+    let tc = TrainConfig {
+        entropy_coef: 0.05,
+        ..TrainConfig::default()
+    };
+    let prompt = vec![5u32, 17, 200, 3];
+    let (s1, inj, s2) = (vec![42u32, 7], vec![250u32, 11, 90], vec![13u32, 14, 60]);
+    let response: Vec<u32> = [s1.clone(), inj.clone(), s2.clone()].concat();
+    let mask: Vec<bool> = [vec![true; 2], vec![false; 3], vec![true; 3]].concat();
+    let masked = TrainRow {
+        prompt: prompt.clone(),
+        response: response.clone(),
+        old_logprobs: vec![],
+        sampled: mask.clone(),
+        advantage: 0.8,
+    };
+    let split = vec![
+        TrainRow {
+            prompt: prompt.clone(),
+            response: s1.clone(),
+            advantage: 0.8,
+            ..TrainRow::default()
+        },
+        TrainRow {
+            prompt: [prompt.clone(), s1.clone(), inj.clone()].concat(),
+            response: s2.clone(),
+            advantage: 0.8,
+            ..TrainRow::default()
+        },
+    ];
+    let mut a = trainer(&cfg, &w, tc);
+    let mut b = trainer(&cfg, &w, tc);
+    let sa = a.backward(std::slice::from_ref(&masked)).unwrap();
+    let sb = b.backward(&split).unwrap();
+    assert_eq!(sa.tokens, 5);
+    assert_eq!(sb.tokens, 5);
+    assert!(
+        (sa.loss - sb.loss).abs() <= 1e-6,
+        "{} vs {}",
+        sa.loss,
+        sb.loss
+    );
+    assert!((sa.entropy - sb.entropy).abs() <= 1e-5);
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    ] {
+        let (ga, gb) = (a.gradient(name).unwrap(), b.gradient(name).unwrap());
+        let scale = gb.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0, "{name}: zero gradient");
+        for (x, y) in ga.iter().zip(gb) {
+            assert!((x - y).abs() <= 1e-4 * scale, "{name}: {x} vs {y}");
+        }
+    }
+    // The same row unmasked trains on the environment's tokens too: another loss.
+    let unmasked = TrainRow {
+        sampled: vec![],
+        ..masked.clone()
+    };
+    let su = a.backward(std::slice::from_ref(&unmasked)).unwrap();
+    assert_eq!(su.tokens, 8);
+    assert!((su.loss - sa.loss).abs() > 1e-6);
+    // A mask of the wrong length is an error, not a guess.
+    let bad = TrainRow {
+        sampled: vec![true; 3],
+        ..masked
+    };
+    assert!(a.backward(&[bad]).is_err());
 }
 
 #[test]

@@ -1,19 +1,65 @@
-//! `azr eval`: score a model on the paper's benchmarks, offline, greedy pass@1.
+//! `azr eval`: score a model on the paper's benchmarks, offline, greedy pass@1 (lenient and
+//! strict); `azr eval compare`: two such runs, paired problem by problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use azr_core::prompt::{ChatMessage as CoreMessage, ChatRole, Rendering};
-use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions, Progress};
+use azr_eval::compare::{self, DEFAULT_RESAMPLES, DEFAULT_SEED};
+use azr_eval::{
+    evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions, Generated, Progress, RunInfo,
+};
 use azr_exec::Executor;
 use azr_model::{generate, resolve_model, row_seeds, ChatMessage, LoadedModel, SamplingParams};
-use clap::Args;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ExecArgs;
 
+/// `azr eval [flags]` runs an evaluation; `azr eval compare A B` compares two.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Compare two evaluation folders (from `azr eval --out`) on the problems they share.
+    ///
+    /// Problems are matched by benchmark and id; those in one folder only are counted and
+    /// reported. For each benchmark in both, and for the lenient verdict (the answer is right)
+    /// and the strict one (right, in the think/answer format, not scaffolded), prints: the shared
+    /// problems n, pass@1 of A and of B, the difference B - A, the discordant counts b (right in
+    /// A, wrong in B) and c (wrong in A, right in B), McNemar's exact two-sided p-value, and a
+    /// paired bootstrap 95% percentile interval of B - A. With --json, the same numbers as one
+    /// JSON object on standard output instead of the table.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Folder of run A (the baseline): summary.json and problems.jsonl.
+    dir_a: PathBuf,
+    /// Folder of run B (compared with A: differences are B - A).
+    dir_b: PathBuf,
+    /// Print JSON (rows, problems only in A or B, the runs' settings) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = DEFAULT_RESAMPLES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    resamples: u64,
+    /// Bootstrap seed (the interval is reproducible for a given seed).
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
     /// A known model name (`azr model list`), a GGUF file, or a Hugging Face directory.
     #[arg(long, default_value = azr_model::DEFAULT_MODEL)]
     model: String,
@@ -48,6 +94,55 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    match &args.command {
+        Some(EvalCommand::Compare(c)) => run_compare(c),
+        None => run_eval(&args.run),
+    }
+}
+
+fn run_compare(args: &CompareArgs) -> Result<()> {
+    let read = |dir: &Path, which: &str| {
+        // The error names the folder or the file.
+        compare::read_dir(dir).with_context(|| format!("run {which}"))
+    };
+    let (a, b) = (read(&args.dir_a, "A")?, read(&args.dir_b, "B")?);
+    let resamples = usize::try_from(args.resamples).context("--resamples")?;
+    let cmp = compare::compare(&a, &b, resamples, args.seed).with_context(|| {
+        format!(
+            "comparing {} with {}",
+            args.dir_a.display(),
+            args.dir_b.display()
+        )
+    })?;
+    if args.json {
+        let run = |dir: &Path, info: &RunInfo| serde_json::json!({"dir": dir, "info": info});
+        let mut out = serde_json::json!({
+            "a": run(&args.dir_a, &a.info),
+            "b": run(&args.dir_b, &b.info),
+        });
+        let fields = serde_json::to_value(&cmp).context("serializing the comparison")?;
+        if let (Some(out), serde_json::Value::Object(fields)) = (out.as_object_mut(), fields) {
+            out.extend(fields);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let describe = |info: &RunInfo| {
+            let limit = info
+                .limit
+                .map_or("all problems".into(), |n| format!("limit {n}"));
+            let seed = info
+                .sample_seed
+                .map_or(String::new(), |s| format!(", sample seed {s}"));
+            format!("{} prompts, {limit}{seed}", info.rendering)
+        };
+        println!("A: {} ({})", args.dir_a.display(), describe(&a.info));
+        println!("B: {} ({})", args.dir_b.display(), describe(&b.info));
+        print!("{}", cmp.table());
+    }
+    Ok(())
+}
+
+fn run_eval(args: &RunArgs) -> Result<()> {
     let ids = BenchmarkId::parse_list(&args.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
     let benchmarks = ids
         .iter()
@@ -79,7 +174,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         stop_strings: vec!["</answer>".into()],
         ..SamplingParams::greedy(args.max_tokens)
     };
-    let mut policy = |prompts: &[String]| -> Result<Vec<String>, azr_core::policy::PolicyError> {
+    let mut policy = |prompts: &[String]| -> Result<Vec<Generated>, azr_core::policy::PolicyError> {
         let ids = prompts
             .iter()
             .map(|p| lm.tokenizer.encode(p, false))
@@ -93,7 +188,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         )?;
         Ok(out
             .iter()
-            .map(|g| lm.tokenizer.decode(&g.tokens, true))
+            .map(|g| {
+                Ok(Generated {
+                    text: lm.tokenizer.decode(&g.tokens, true)?,
+                    scaffolded: false,
+                })
+            })
             .collect::<Result<Vec<_>>>()?)
     };
 

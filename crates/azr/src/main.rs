@@ -76,6 +76,10 @@ enum Command {
     Generate(model_cmd::GenerateArgs),
     /// Score a model on the paper's benchmarks (greedy pass@1), offline: CRUXEval-O/I,
     /// HumanEval, MBPP+ and seven math sets. Writes summary.json and a per-problem JSONL.
+    ///
+    /// Each problem gets two verdicts: lenient (the answer is right, wherever it was found) and
+    /// strict (right, in the think/answer format, with no structure completed for the model).
+    /// `azr eval compare A B` compares two runs' output folders on their shared problems.
     Eval(eval_cmd::EvalArgs),
     /// Absolute Zero self-play: the model proposes tasks, solves them, and learns from both.
     ///

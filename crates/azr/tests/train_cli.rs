@@ -37,9 +37,12 @@ fn tiny_args(model: &Path) -> Vec<String> {
         "seeding.target=2".into(),
         "seeding.max_rounds=1".into(),
         "step.batch=1".into(),
+        "step.proposer_batch=1".into(),
         "step.references=1".into(),
         "step.learnability_samples=2".into(),
         "sampling.max_new_tokens=24".into(),
+        "sampling.think_budget=4".into(),
+        "sampling.answer_budget=4".into(),
         "sampling.batch=8".into(),
         "optim.optimizer.lr=1e-3".into(),
         "optim.entropy_coef=0.01".into(),
@@ -413,16 +416,24 @@ fn one_step_on_the_default_model() {
             "--set",
             "step.learnability_samples=2",
             "--set",
+            "step.proposer_batch=1",
+            "--set",
             "sampling.max_new_tokens=48",
+            "--set",
+            "sampling.think_budget=16",
+            "--set",
+            "sampling.answer_budget=16",
         ])
         .output()
         .unwrap());
     let lines = metrics(&run);
     assert_eq!(lines.len(), 1);
-    assert_eq!(
-        lines[0]["train"]["tokens"].as_u64().map(|t| t > 0),
-        Some(true)
-    );
+    // One response per group: no group can have variance, so no token has an advantage and
+    // the update is skipped (no tokens trained), which the metrics say.
+    let l = &lines[0];
+    assert_eq!(l["zero_variance_groups"].as_u64(), Some(6));
+    assert_eq!(l["nonzero_advantage_fraction"].as_f64(), Some(0.0));
+    assert_eq!(l["train"]["tokens"].as_u64(), Some(0));
     assert!(run
         .join("checkpoints/step-000001/model/config.json")
         .exists());

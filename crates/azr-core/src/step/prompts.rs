@@ -35,7 +35,7 @@ pub(crate) fn proposer_prompts(
     rendering: Rendering<'_>,
     fallbacks: &mut usize,
 ) -> Result<Vec<ProposerPrompt>, StepError> {
-    let b = cfg.batch;
+    let b = cfg.proposers();
     let mut out = Vec::with_capacity(3 * b);
     for t in [TaskType::Deduction, TaskType::Abduction] {
         for _ in 0..b {
@@ -51,7 +51,7 @@ pub(crate) fn proposer_prompts(
             out.push(ProposerPrompt {
                 task_type: t,
                 program: None,
-                prompt: task.render(rendering),
+                prompt: task.render_with(rendering, cfg.think),
             });
         }
     }
@@ -65,7 +65,7 @@ pub(crate) fn proposer_prompts(
             program: &program,
             n_inputs: cfg.induction_inputs,
         }
-        .render(rendering);
+        .render_with(rendering, cfg.think);
         out.push(ProposerPrompt {
             task_type: TaskType::Induction,
             program: Some(program),
@@ -75,7 +75,8 @@ pub(crate) fn proposer_prompts(
     Ok(out)
 }
 
-/// B solver tasks per type, newest first; the identity seed when a buffer is empty.
+/// B solver tasks per type (newest first, or informative first); the identity seed when a
+/// buffer is empty.
 pub(crate) fn solver_tasks(
     store: &mut TaskStore,
     cfg: &StepConfig,
@@ -83,16 +84,17 @@ pub(crate) fn solver_tasks(
     fallbacks: &mut usize,
 ) -> Result<Vec<ValidTask>, StepError> {
     let (b, since) = (cfg.batch, step.saturating_sub(1));
+    let informative = cfg.solver_tasks == super::SolverTasks::Informative;
     let mut out = Vec::with_capacity(3 * b);
     for t in TaskType::ALL {
         let mut tasks: Vec<ValidTask> = match t {
             TaskType::Induction => store
-                .solver_induction(b, since)
+                .solver_induction(b, since, informative)
                 .into_iter()
                 .map(ValidTask::Induction)
                 .collect(),
             _ => store
-                .solver_triplets(t, b, since)?
+                .solver_triplets(t, b, since, informative)?
                 .into_iter()
                 .filter_map(|x| ValidTask::from_triplet(t, x))
                 .collect(),

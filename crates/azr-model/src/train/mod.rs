@@ -91,15 +91,31 @@ impl Default for TrainConfig {
     }
 }
 
-/// One trained sequence: the advantage goes on every response token.
-#[derive(Clone, Debug, PartialEq)]
+/// One trained sequence: the advantage goes on every sampled response token.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct TrainRow {
     pub prompt: Vec<u32>,
     pub response: Vec<u32>,
     /// Log-probs of `response` at sampling time (the PPO ratio's denominator). Empty: take the
     /// current policy's (ratio 1, what one update on fresh rollouts gives anyway).
     pub old_logprobs: Vec<f32>,
+    /// Per response token: sampled by the policy (true) or written by the environment (false).
+    /// Environment tokens are context, like the prompt: no loss, no ratio, no entropy, and they
+    /// do not count in the token mean. Empty: every token was sampled.
+    pub sampled: Vec<bool>,
     pub advantage: f32,
+}
+
+impl TrainRow {
+    /// Whether response token `j` is trained on.
+    pub fn trains(&self, j: usize) -> bool {
+        self.sampled.get(j).copied().unwrap_or(true)
+    }
+
+    /// Response tokens trained on.
+    pub fn trained_tokens(&self) -> usize {
+        (0..self.response.len()).filter(|&j| self.trains(j)).count()
+    }
 }
 
 /// What one update did.
@@ -315,6 +331,13 @@ impl Trainer {
                     r.response.len()
                 );
             }
+            if !r.sampled.is_empty() && r.sampled.len() != r.response.len() {
+                bail!(
+                    "row {i}: a sampled-token mask of {} for {} response tokens",
+                    r.sampled.len(),
+                    r.response.len()
+                );
+            }
             if !r.advantage.is_finite() {
                 bail!("row {i}: advantage {} is not finite", r.advantage);
             }
@@ -341,7 +364,7 @@ impl Trainer {
             }
             kept.push(r);
         }
-        let total: usize = kept.iter().map(|r| r.response.len()).sum();
+        let total: usize = kept.iter().map(|r| r.trained_tokens()).sum();
         for p in &mut self.params {
             p.grad.fill(0.0);
         }
@@ -360,6 +383,7 @@ impl Trainer {
                 .iter()
                 .copied()
                 .filter(|r| r.advantage != 0.0 || self.config.entropy_coef != 0.0)
+                .filter(|r| r.trained_tokens() > 0)
                 .collect();
             stats.zero_advantage_rows = kept.len() - active.len();
             for mb in plan_micro_batches(&active, self.config.micro_batch_tokens) {
@@ -434,6 +458,9 @@ impl Trainer {
         for (row, r) in rows.iter().enumerate() {
             let start = padding.pad[row] + r.prompt.len();
             for (j, &tok) in r.response.iter().enumerate() {
+                if !r.trains(j) {
+                    continue;
+                }
                 let slot = start + j;
                 sel.push((row * t + slot - 1) as u32);
                 targets.push(tok);
@@ -1095,6 +1122,7 @@ mod tests {
                     .map(|j| ((i * 17 + j * 13 + 5) % 256) as u32)
                     .collect(),
                 old_logprobs: vec![],
+                sampled: vec![],
                 advantage,
             })
             .collect();

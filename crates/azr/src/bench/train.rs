@@ -130,6 +130,7 @@ fn measure(args: &TrainBenchArgs, shape: &str) -> Result<()> {
             prompt: vec![rng.gen_range(0..vocab)],
             response: (1..tokens).map(|_| rng.gen_range(0..vocab)).collect(),
             old_logprobs: vec![],
+            sampled: vec![],
             advantage: if i % 2 == 0 { 1.0 } else { -1.0 },
         })
         .collect();

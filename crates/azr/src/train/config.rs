@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     pub model: ModelSection,
+    /// The response format (`think`: required, optional or off).
+    #[serde(default)]
+    pub format: FormatSection,
     pub run: RunSection,
     pub seeding: SeedingSection,
     /// The step's sizes and rewards (azr-core's own config: B, K, N, n, rewards).
@@ -31,6 +34,15 @@ pub struct ModelSection {
     pub name: String,
     /// "auto" (the model's chat template when it has one), "chat" or "plain".
     pub template: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatSection {
+    /// "required": the prompt prefills `<think>`, the response reasons, then answers;
+    /// "optional": a think block is allowed, not needed; "off": the answer block alone (for
+    /// the 135M model).
+    pub think: azr_core::ThinkMode,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,10 +76,21 @@ pub struct SeedingSection {
 pub struct SamplingSection {
     pub temperature: f32,
     pub top_p: f32,
-    /// Longest response, in tokens.
+    /// Longest response, in tokens (sampled and scaffold tokens together).
     pub max_new_tokens: usize,
     /// Prompts generated together in one batch.
     pub batch: usize,
+    /// Sampled tokens before the environment closes a think block that is still open and opens
+    /// the answer (0: no limit but max_new_tokens).
+    #[serde(default)]
+    pub think_budget: usize,
+    /// Sampled tokens after the environment opened the answer.
+    #[serde(default = "default_answer_budget")]
+    pub answer_budget: usize,
+}
+
+fn default_answer_budget() -> usize {
+    64
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,6 +168,12 @@ pub fn with_overrides(cfg: &RunConfig, overrides: &[String]) -> Result<RunConfig
     from_table(table)
 }
 
+/// Copies the settings other sections read into the step's config.
+fn wire(mut cfg: RunConfig) -> RunConfig {
+    cfg.step.think = cfg.format.think;
+    cfg
+}
+
 pub fn to_toml(cfg: &RunConfig) -> Result<String> {
     toml::to_string_pretty(cfg).context("serializing the config")
 }
@@ -154,7 +183,7 @@ fn from_table(table: toml::Table) -> Result<RunConfig> {
         .try_into()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {}", e.message()))?;
     check(&cfg)?;
-    Ok(cfg)
+    Ok(wire(cfg))
 }
 
 // `!(x > 0.0)` on purpose: NaN must fail these checks too.
@@ -178,6 +207,21 @@ fn check(c: &RunConfig) -> Result<()> {
     }
     if c.sampling.max_new_tokens == 0 || c.sampling.batch == 0 {
         bail!("sampling.max_new_tokens and sampling.batch must be at least 1");
+    }
+    if c.sampling.answer_budget == 0 {
+        bail!("sampling.answer_budget must be at least 1");
+    }
+    // Room for the scaffold (about 10 tokens) and the answer after the think budget.
+    if c.sampling.think_budget > 0
+        && c.sampling.think_budget + c.sampling.answer_budget + 16 > c.sampling.max_new_tokens
+    {
+        bail!(
+            "sampling.think_budget ({}) + sampling.answer_budget ({}) + 16 scaffold tokens must \
+             fit in sampling.max_new_tokens ({})",
+            c.sampling.think_budget,
+            c.sampling.answer_budget,
+            c.sampling.max_new_tokens
+        );
     }
     if !(c.sampling.temperature > 0.0) {
         bail!("sampling.temperature must be > 0 (self-play samples; greedy would collapse learnability)");

@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
-use policy::ModelPolicy;
+use policy::{ModelPolicy, ScaffoldConfig};
 use rundir::{append_jsonl, step_name, RunDir, RunState};
 
 #[derive(Args, Debug)]
@@ -168,13 +168,20 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let template =
         |m: &[azr_core::prompt::ChatMessage]| crate::eval_cmd::chat_prompt_with(&tokenizer, m);
     let rendering = rendering(&cfg, &tokenizer, &template)?;
+    // Stop strings come from the scaffold (`</answer>`, and `\nUser:` in the plain rendering).
     let params = SamplingParams {
         temperature: cfg.sampling.temperature,
         top_p: cfg.sampling.top_p,
         top_k: 0,
         max_new_tokens: cfg.sampling.max_new_tokens,
-        stop_strings: vec!["</answer>".into()],
+        stop_strings: Vec::new(),
         stop_token_ids: trainer.model().config().eos_token_ids.clone(),
+    };
+    let scaffold = ScaffoldConfig {
+        think: cfg.format.think,
+        think_budget: cfg.sampling.think_budget,
+        answer_budget: cfg.sampling.answer_budget,
+        plain: matches!(rendering, Rendering::Plain),
     };
     let step_cfg = cfg.step;
     let draw = || {
@@ -218,8 +225,15 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 round + 1,
                 cfg.seeding.max_rounds
             ));
-            let mut policy =
-                new_policy(&trainer, &tokenizer, &params, &cfg, u64::MAX - round, &bar);
+            let mut policy = new_policy(
+                &trainer,
+                &tokenizer,
+                &params,
+                scaffold,
+                &cfg,
+                u64::MAX - round,
+                &bar,
+            );
             let out = run_seeding_round(
                 round,
                 &mut store,
@@ -272,7 +286,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         }
         let t0 = Instant::now();
         bar.set_message(format!("step {step}: generating"));
-        let mut policy = new_policy(&trainer, &tokenizer, &params, &cfg, step, &bar);
+        let mut policy = new_policy(&trainer, &tokenizer, &params, scaffold, &cfg, step, &bar);
         let out = run_step(
             step,
             &mut store,
@@ -286,11 +300,29 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         let step_secs = t0.elapsed().as_secs_f64();
         drop(policy);
 
-        bar.set_message(format!("step {step}: training"));
-        let rows = train_rows(&out, &tokenizer)?;
-        let train = trainer
-            .step(&rows)
-            .with_context(|| format!("step {step}: update"))?;
+        // No token with a non-zero advantage (and no entropy bonus): nothing to learn, and
+        // AdamW's moments would still move the weights on a zero gradient. Skip the update (the
+        // log line says so).
+        let learns = out.metrics.nonzero_advantage_fraction > 0.0 || cfg.optim.entropy_coef != 0.0;
+        let train = if learns {
+            bar.set_message(format!("step {step}: training"));
+            let rows = train_rows(&out)?;
+            trainer
+                .step(&rows)
+                .with_context(|| format!("step {step}: update"))?
+        } else {
+            TrainStats {
+                step: trainer.steps(),
+                loss: f64::NAN,
+                grad_norm: f64::NAN,
+                entropy: f64::NAN,
+                logprob: f64::NAN,
+                clip_fraction: f64::NAN,
+                approx_kl: f64::NAN,
+                lr: cfg.optim.optimizer.lr,
+                ..TrainStats::default()
+            }
+        };
         state.step = step;
 
         let t1 = Instant::now();
@@ -398,6 +430,7 @@ fn new_policy<'a>(
     trainer: &'a Trainer,
     tokenizer: &'a azr_model::Tokenizer,
     params: &SamplingParams,
+    scaffold: ScaffoldConfig,
     cfg: &RunConfig,
     step: u64,
     bar: &ProgressBar,
@@ -406,6 +439,7 @@ fn new_policy<'a>(
         model: trainer.model(),
         tokenizer,
         params: params.clone(),
+        scaffold,
         batch: cfg.sampling.batch,
         run_seed: cfg.run.seed,
         step,
@@ -416,9 +450,10 @@ fn new_policy<'a>(
     }
 }
 
-/// The step's trained responses as training rows (prompt re-tokenized exactly as the policy
-/// tokenized it; response ids and log-probs as sampled).
-fn train_rows(out: &StepOutput, tokenizer: &azr_model::Tokenizer) -> Result<Vec<TrainRow>> {
+/// The step's trained responses as training rows: the prompt and response ids as the policy fed
+/// and produced them, the sampling log-probs, and the sampled-token mask (scaffold tokens are
+/// context, not samples).
+fn train_rows(out: &StepOutput) -> Result<Vec<TrainRow>> {
     out.samples
         .iter()
         .map(|s| {
@@ -429,10 +464,14 @@ fn train_rows(out: &StepOutput, tokenizer: &azr_model::Tokenizer) -> Result<Vec<
                     s.logprobs.len()
                 );
             }
+            if s.prompt_ids.is_empty() {
+                bail!("a sample carries no prompt ids");
+            }
             Ok(TrainRow {
-                prompt: tokenizer.encode(&s.prompt, false)?,
+                prompt: s.prompt_ids.clone(),
                 response: s.token_ids.clone(),
                 old_logprobs: s.logprobs.clone(),
+                sampled: s.sampled.clone(),
                 advantage: s.advantage as f32,
             })
         })
@@ -448,7 +487,10 @@ fn write_samples(path: &Path, out: &StepOutput) -> Result<()> {
             "reward": s.reward,
             "advantage": s.advantage,
             "tokens": s.tokens,
+            "strict_format": s.strict_format,
+            "injected": s.injected,
             "outcome": s.outcome,
+            "prompt": s.prompt,
             "response": s.response,
         });
         text.push_str(&v.to_string());
@@ -487,6 +529,8 @@ fn metrics_line(
         "proposals": m.proposals,
         "buffer_sizes": m.buffer_sizes,
         "seed_fallbacks": m.seed_fallbacks,
+        "zero_variance_groups": m.zero_variance_groups,
+        "nonzero_advantage_fraction": m.nonzero_advantage_fraction,
         "executor_jobs": m.executor_jobs,
         "generated": m.generated,
         "generated_tokens": gen_tokens,
@@ -530,26 +574,41 @@ fn log_step(line: &serde_json::Value) {
         .as_object()
         .map(|o| o.values().filter_map(|p| p["valid"].as_u64()).sum())
         .unwrap_or(0);
-    // Every advantage 0 (a group that all failed, or all succeeded, teaches nothing): no row
-    // went through the model, so there is no entropy to report (AdamW still steps, as it
-    // would on the zero gradient of those rows).
+    // Every advantage 0 (every group all failed, or all succeeded): no update was made.
     let update = match line.pointer("/train/entropy").and_then(|v| v.as_f64()) {
         Some(entropy) => format!(
             "loss {:.4}, grad norm {:.3}, entropy {entropy:.3}",
             f("/train/loss"),
             f("/train/grad_norm")
         ),
-        None => "zero gradient (every advantage is 0)".to_string(),
+        None => "no update: zero gradient (every advantage is 0)".to_string(),
+    };
+    let groups = line["groups"].as_object();
+    let mean_of = |key: &str| -> f64 {
+        let g = groups.map(|o| {
+            o.values()
+                .filter_map(|g| g[key].as_f64())
+                .collect::<Vec<_>>()
+        });
+        match g {
+            Some(v) if !v.is_empty() => v.iter().sum::<f64>() / v.len() as f64,
+            _ => 0.0,
+        }
     };
     tracing::info!(
         "step {}: {:.0} s (generation {:.0}, execution {:.1}, training {:.0}, other {:.1}); \
-         valid proposals {valid}; {update}",
+         valid proposals {valid}; zero-variance groups {}/6, non-zero advantage {:.0}% of \
+         tokens, strict format {:.0}%, scaffolded {:.0}%; {update}",
         line["step"],
         f("/timing/total_s"),
         f("/timing/generation_s"),
         f("/timing/execution_s"),
         f("/timing/training_s"),
         f("/timing/other_s"),
+        line["zero_variance_groups"],
+        100.0 * f("/nonzero_advantage_fraction"),
+        100.0 * mean_of("strict_format_rate"),
+        100.0 * mean_of("scaffolded_rate"),
     );
 }
 

@@ -1,10 +1,14 @@
-//! The model as azr-core's [`Policy`]: prompts in, sampled responses (with token ids and
-//! sampling log-probs for the PPO ratio) out, generated in length-sorted batches.
+//! The model as azr-core's [`Policy`]: prompts in, sampled responses (with prompt ids, token ids,
+//! sampling log-probs and the sampled-token mask) out, generated in length-sorted batches with
+//! scaffolded decoding ([`azr_core::scaffold`]).
 
 use std::time::Instant;
 
-use azr_core::{GenRequest, Policy, PolicyError, Response};
-use azr_model::{generate, row_seeds, Model, SamplingParams, Tokenizer};
+use azr_core::scaffold::{Ended, Scaffold};
+use azr_core::{GenRequest, Injected, Policy, PolicyError, Response, ThinkMode};
+use azr_model::{
+    generate_steered, row_seeds, FinishReason, Model, Phase, SamplingParams, Steer, Tokenizer,
+};
 use indicatif::ProgressBar;
 
 /// Per-call seeds: every (step, call) pair gets its own, so a resumed run samples what the
@@ -13,10 +17,33 @@ pub fn call_seed(run_seed: u64, step: u64, call: u64) -> u64 {
     row_seeds(run_seed ^ step.rotate_left(24) ^ call.rotate_left(48), 1)[0]
 }
 
+/// How responses are scaffolded.
+#[derive(Clone, Copy, Debug)]
+pub struct ScaffoldConfig {
+    pub think: ThinkMode,
+    pub think_budget: usize,
+    pub answer_budget: usize,
+    /// The plain rendering (a response also ends at `\nUser:`).
+    pub plain: bool,
+}
+
+impl ScaffoldConfig {
+    pub fn scaffold(&self, group: azr_core::Group) -> Scaffold {
+        Scaffold {
+            group,
+            think: self.think,
+            think_budget: self.think_budget,
+            answer_budget: self.answer_budget,
+            plain: self.plain,
+        }
+    }
+}
+
 pub struct ModelPolicy<'a> {
     pub model: &'a Model,
     pub tokenizer: &'a Tokenizer,
     pub params: SamplingParams,
+    pub scaffold: ScaffoldConfig,
     /// Rows generated together.
     pub batch: usize,
     pub run_seed: u64,
@@ -27,6 +54,96 @@ pub struct ModelPolicy<'a> {
     pub secs: f64,
     pub tokens: usize,
     pub bar: ProgressBar,
+}
+
+/// The scaffolds of one generation batch, as the engine's [`Steer`].
+struct Rows(Vec<Scaffold>);
+
+impl Steer for Rows {
+    fn start(&self, row: usize) -> Phase {
+        let (budget, stop_strings) = self.0[row].start();
+        Phase {
+            budget,
+            stop_strings,
+        }
+    }
+
+    fn on_stop(&self, row: usize, text: &str, reason: &FinishReason) -> Option<(String, Phase)> {
+        let ended = match reason {
+            FinishReason::Eos => Ended::EndOfTurn,
+            FinishReason::Stop(s) => Ended::Stop(s.clone()),
+            FinishReason::Length => Ended::Budget,
+        };
+        let c = self.0[row].on_stop(text, &ended)?;
+        Some((
+            c.append,
+            Phase {
+                budget: c.budget,
+                stop_strings: c.stop_strings,
+            },
+        ))
+    }
+}
+
+/// Generates scaffolded responses for already tokenized prompts (one scaffold per row): the
+/// engine's output plus what closes the structure at the end, as [`Response`]s.
+pub fn generate_scaffolded(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompts: &[Vec<u32>],
+    scaffolds: Vec<Scaffold>,
+    params: &SamplingParams,
+    seeds: &[u64],
+) -> anyhow::Result<Vec<Response>> {
+    let rows = Rows(scaffolds);
+    let (gens, _) = generate_steered(model, tokenizer, prompts, params, seeds, &rows)?;
+    let mut out = Vec::with_capacity(gens.len());
+    for ((g, prompt), sc) in gens.into_iter().zip(prompts).zip(&rows.0) {
+        let mut ids = g.tokens;
+        let mut logprobs = g.logprobs;
+        let mut sampled = g.sampled;
+        // Closing text goes after an end-of-turn token, if the row sampled one: that token stays
+        // a trained sample (ending the turn was the policy's choice), and nothing after a token
+        // changes its log-prob, so the closing tokens are pure context.
+        let text = tokenizer.decode(&ids, true)?;
+        let close = sc.close(&text);
+        if !close.is_empty() {
+            for t in tokenizer.encode(close, false)? {
+                ids.push(t);
+                logprobs.push(0.0);
+                sampled.push(false);
+            }
+        }
+        // The appended spans, from the mask.
+        let mut injected = Vec::new();
+        let mut j = 0;
+        while j < ids.len() {
+            if sampled[j] {
+                j += 1;
+                continue;
+            }
+            let start = j;
+            while j < ids.len() && !sampled[j] {
+                j += 1;
+            }
+            injected.push(Injected {
+                token: start,
+                text: tokenizer.decode(&ids[start..j], false)?,
+            });
+        }
+        let text = tokenizer.decode(&ids, true)?;
+        let tokens = sampled.iter().filter(|&&s| s).count();
+        out.push(Response {
+            text,
+            tokens,
+            prompt_ids: prompt.clone(),
+            token_ids: ids,
+            logprobs,
+            sampled,
+            injected,
+        });
+    }
+    Ok(out)
 }
 
 impl Policy for ModelPolicy<'_> {
@@ -66,17 +183,21 @@ impl Policy for ModelPolicy<'_> {
         for chunk in order.chunks(self.batch.max(1)) {
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
             let row_seeds: Vec<u64> = chunk.iter().map(|&i| seeds[i]).collect();
-            let gens = generate(
+            let scaffolds = chunk
+                .iter()
+                .map(|&i| self.scaffold.scaffold(requests[i].group))
+                .collect();
+            let responses = generate_scaffolded(
                 self.model,
-                Some(self.tokenizer),
+                self.tokenizer,
                 &rows,
+                scaffolds,
                 &self.params,
                 &row_seeds,
             )?;
-            for (&i, g) in chunk.iter().zip(gens) {
-                let text = self.tokenizer.decode(&g.tokens, true)?;
-                self.tokens += g.tokens.len();
-                out[i] = Some(Response::sampled(text, g.tokens, g.logprobs));
+            for (&i, r) in chunk.iter().zip(responses) {
+                self.tokens += r.tokens;
+                out[i] = Some(r);
             }
             self.bar.inc(chunk.len() as u64);
         }
