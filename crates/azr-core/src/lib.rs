@@ -13,6 +13,7 @@
 //! - [`buffer`], [`store`], [`sample`]: task buffers, seeded sampling, JSONL checkpoints.
 //! - [`policy`], [`step`], [`batch`], [`metrics`]: one self-play step with the policy as a
 //!   parameter, its training batch and its metrics.
+//! - [`probe`]: the frozen in-distribution probe (built at the start of a run, never trained on).
 //! - [`seeding`]: the seeding phase's rounds (proposals only, before any update).
 
 pub mod batch;
@@ -22,6 +23,7 @@ pub mod induction;
 pub mod metrics;
 pub mod parse;
 pub mod policy;
+pub mod probe;
 pub mod prompt;
 pub mod reason;
 pub mod reward;

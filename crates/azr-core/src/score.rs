@@ -106,6 +106,15 @@ impl ScorePlan {
         &self.jobs
     }
 
+    /// Items scored.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// One outcome per item, from the results of [`jobs`](Self::jobs) (same order).
     pub fn finish(&self, results: &[JobResult]) -> Vec<SolverOutcome> {
         self.slots

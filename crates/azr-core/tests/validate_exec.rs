@@ -176,3 +176,61 @@ fn stored_induction_record_is_a_duplicate() {
     let v = validate_proposals(exec(), &item, &store, &CFG);
     assert_eq!(reason(&v[0]), Reason::Duplicate);
 }
+
+/// The probe fills from the identity seeds alone (a model that proposed nothing), every task
+/// validated by the executor, and scores strict and lenient answers apart.
+#[test]
+fn probe_fills_from_derived_inputs_and_scores_both_ways() {
+    use azr_core::probe;
+    let store = TaskStore::new(16, 0).unwrap();
+    let exec = exec();
+    let mut tasks = probe::from_seeding(&store, 12);
+    assert!(tasks.is_empty());
+    probe::fill_derived(&mut tasks, &store, exec, 12, 7);
+    assert_eq!(tasks.len(), 12);
+    let distinct: std::collections::HashSet<_> = tasks.iter().collect();
+    assert_eq!(distinct.len(), 12);
+    for t in &tasks {
+        let (ValidTask::Deduction(x) | ValidTask::Abduction(x)) = t else {
+            panic!("{t:?}");
+        };
+        // the identity program: the executor's output is the input's value
+        assert_eq!(x.output, x.input, "{t:?}");
+        assert_ne!(x.input, "'Hello World'");
+    }
+    // Answers: the first strict and right, the second right but scaffolded, the third right
+    // with a broken format, the rest wrong.
+    let answer = |t: &ValidTask, right: bool| {
+        let (tag, value) = match t {
+            ValidTask::Deduction(x) => {
+                ("output", if right { x.output.clone() } else { "0".into() })
+            }
+            ValidTask::Abduction(x) => ("input", if right { x.input.clone() } else { "0".into() }),
+            _ => unreachable!(),
+        };
+        format!("ok</think><answer>\n```{tag}\n{value}\n```\n</answer>")
+    };
+    let texts: Vec<String> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let a = answer(t, i < 3);
+            if i == 2 {
+                a.replace("</answer>", "</answer> trailing")
+            } else {
+                a
+            }
+        })
+        .collect();
+    let responses: Vec<(&str, bool)> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i == 1))
+        .collect();
+    let cfg = ParseConfig {
+        think: azr_core::parse::ThinkMode::Required,
+        induction_inputs: 3,
+    };
+    let s = probe::score(&tasks, &responses, exec, &cfg);
+    assert_eq!((s.n, s.strict, s.lenient), (12, 1, 3));
+}

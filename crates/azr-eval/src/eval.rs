@@ -41,6 +41,17 @@ impl From<String> for Generated {
 pub trait Generate {
     /// One response per prompt, in order.
     fn generate(&mut self, prompts: &[String]) -> Result<Vec<Generated>, PolicyError>;
+
+    /// [`generate`](Self::generate) for prompts of `benchmark`: an implementation that
+    /// scaffolds responses picks the role's scaffold from it. The evaluation calls this one.
+    fn generate_for(
+        &mut self,
+        benchmark: BenchmarkId,
+        prompts: &[String],
+    ) -> Result<Vec<Generated>, PolicyError> {
+        let _ = benchmark;
+        self.generate(prompts)
+    }
 }
 
 /// Closures returning [`Generated`] values, or anything that converts into one (a `String`: a
@@ -180,10 +191,12 @@ pub fn evaluate_with_progress(
             .collect();
         let mut responses = Vec::with_capacity(prompts.len());
         for batch in prompts.chunks(options.batch_size.max(1)) {
-            let out = policy.generate(batch).map_err(|source| EvalError::Policy {
-                benchmark: bench.id,
-                source,
-            })?;
+            let out = policy
+                .generate_for(bench.id, batch)
+                .map_err(|source| EvalError::Policy {
+                    benchmark: bench.id,
+                    source,
+                })?;
             if out.len() != batch.len() {
                 return Err(EvalError::ResponseCount {
                     benchmark: bench.id,

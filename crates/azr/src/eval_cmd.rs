@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use azr_core::prompt::{ChatMessage as CoreMessage, ChatRole, Rendering};
 use azr_eval::compare::{self, DEFAULT_RESAMPLES, DEFAULT_SEED};
-use azr_eval::{
-    evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions, Generated, Progress, RunInfo,
-};
+use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions, Progress, RunInfo};
 use azr_exec::Executor;
-use azr_model::{generate, resolve_model, row_seeds, ChatMessage, LoadedModel, SamplingParams};
+use azr_model::{resolve_model, ChatMessage, LoadedModel};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::train::policy::{GreedyEval, ScaffoldConfig};
 use crate::ExecArgs;
 
 /// `azr eval [flags]` runs an evaluation; `azr eval compare A B` compares two.
@@ -89,6 +88,14 @@ pub struct RunArgs {
     /// Use the plain "User: ... Assistant:" prompt even when the model has a chat template.
     #[arg(long)]
     plain: bool,
+    /// Tokens the model may write after the environment opened its answer (scaffolded
+    /// decoding, as in training: a response that ends, or thinks past max-tokens minus this,
+    /// before answering gets `</think>`, `<answer>` and the answer's fence appended).
+    #[arg(long, default_value_t = 128)]
+    answer_budget: usize,
+    /// No scaffolding: score only what the model writes by itself.
+    #[arg(long)]
+    no_scaffold: bool,
     #[command(flatten)]
     exec: ExecArgs,
 }
@@ -169,32 +176,17 @@ fn run_eval(args: &RunArgs) -> Result<()> {
         batch_size: args.batch.max(1),
         ..EvalOptions::default()
     };
-    let params = SamplingParams {
-        stop_token_ids: lm.config().eos_token_ids.clone(),
-        stop_strings: vec!["</answer>".into()],
-        ..SamplingParams::greedy(args.max_tokens)
-    };
-    let mut policy = |prompts: &[String]| -> Result<Vec<Generated>, azr_core::policy::PolicyError> {
-        let ids = prompts
-            .iter()
-            .map(|p| lm.tokenizer.encode(p, false))
-            .collect::<Result<Vec<_>>>()?;
-        let out = generate(
-            &lm.model,
-            Some(&lm.tokenizer),
-            &ids,
-            &params,
-            &row_seeds(0, ids.len()),
-        )?;
-        Ok(out
-            .iter()
-            .map(|g| {
-                Ok(Generated {
-                    text: lm.tokenizer.decode(&g.tokens, true)?,
-                    scaffolded: false,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?)
+    let mut policy = GreedyEval {
+        model: &lm.model,
+        tokenizer: &lm.tokenizer,
+        max_new_tokens: args.max_tokens,
+        scaffold: (!args.no_scaffold).then(|| ScaffoldConfig {
+            think: azr_core::ThinkMode::Required,
+            think_budget: args.max_tokens.saturating_sub(args.answer_budget + 16),
+            answer_budget: args.answer_budget,
+            plain: matches!(rendering, Rendering::Plain),
+        }),
+        batch: args.batch.max(1),
     };
 
     let started = std::time::Instant::now();

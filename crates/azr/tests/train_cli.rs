@@ -320,7 +320,7 @@ fn ctrl_c_checkpoints_and_resumes() {
     assert_eq!(metrics(&run).len() as u64, done + 1);
 }
 
-/// `eval.every` runs a benchmark subset during training and logs it.
+/// `eval.every` runs a benchmark subset and the frozen probe during training and logs them.
 #[test]
 fn eval_every_step_is_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,6 +335,7 @@ fn eval_every_step_is_logged() {
         "eval.bench=cruxeval-o".into(),
         "eval.limit=3".into(),
         "eval.max_tokens=8".into(),
+        "eval.probe=6".into(),
         format!("eval.data={data}"),
     ] {
         args.push("--set".into());
@@ -353,6 +354,23 @@ fn eval_every_step_is_logged() {
     assert!(summary.contains("cruxeval-o"));
     let problems = std::fs::read_to_string(run.join("eval/step-000001/problems.jsonl")).unwrap();
     assert_eq!(problems.lines().count(), 3);
+    // The probe: 6 tasks (derived from the identity seeds: nothing was proposed), scored
+    // before the first step and at it.
+    let probe = std::fs::read_to_string(run.join("probe.jsonl")).unwrap();
+    assert_eq!(probe.lines().count(), 6);
+    let scores = std::fs::read_to_string(run.join("probe_scores.jsonl")).unwrap();
+    let steps: Vec<u64> = scores
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![0, 1]);
+    let strict = lines[0]["probe"]["strict_accuracy"].as_f64().unwrap();
+    let lenient = lines[0]["probe"]["lenient_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&strict) && strict <= lenient);
 }
 
 #[test]

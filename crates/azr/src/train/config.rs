@@ -115,6 +115,13 @@ pub struct EvalSection {
     /// The evaluation data folder.
     pub data: String,
     pub max_tokens: usize,
+    /// Tasks in the frozen in-distribution probe (0: none), solved every `every` steps.
+    #[serde(default = "default_probe")]
+    pub probe: usize,
+}
+
+fn default_probe() -> usize {
+    128
 }
 
 /// The built-in presets, by name.
@@ -372,12 +379,12 @@ mod tests {
         let path = dir.path().join("my.toml");
         std::fs::write(
             &path,
-            "[run]\nsteps = 42\n[sampling]\nmax_new_tokens = 99\n",
+            "[run]\nsteps = 42\n[sampling]\nmax_new_tokens = 299\n",
         )
         .unwrap();
         let cfg = resolve("cpu", Some(&path), &["run.steps=43".into()]).unwrap();
         assert_eq!(cfg.run.steps, 43);
-        assert_eq!(cfg.sampling.max_new_tokens, 99);
+        assert_eq!(cfg.sampling.max_new_tokens, 299);
         let base = resolve("cpu", None, &[]).unwrap();
         assert_eq!(cfg.step, base.step);
         std::fs::write(&path, "[run]\nsteps = 42\nbogus = 1\n").unwrap();

@@ -8,7 +8,7 @@
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
 
 mod config;
-mod policy;
+pub mod policy;
 mod rundir;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
-use policy::{ModelPolicy, ScaffoldConfig};
+use policy::{GreedyEval, ModelPolicy, ScaffoldConfig};
 use rundir::{append_jsonl, step_name, RunDir, RunState};
 
 #[derive(Args, Debug)]
@@ -272,6 +272,41 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         )?;
     }
 
+    // The frozen probe: built once, after seeding, from what the base model proposed (and
+    // executor-derived tasks when that is too little); a resumed run reads it back.
+    let probe_path = run_dir.root.join("probe.jsonl");
+    let probe: Vec<azr_core::ValidTask> = if cfg.eval.every == 0 || cfg.eval.probe == 0 {
+        Vec::new()
+    } else if probe_path.exists() {
+        read_probe(&probe_path)?
+    } else {
+        bar.set_message("building the probe");
+        let mut tasks = azr_core::probe::from_seeding(&store, cfg.eval.probe);
+        let proposed = tasks.len();
+        azr_core::probe::fill_derived(&mut tasks, &store, &executor, cfg.eval.probe, cfg.run.seed);
+        tracing::info!(
+            "probe: {} tasks ({proposed} proposed during seeding, {} derived from stored \
+             programs with new inputs)",
+            tasks.len(),
+            tasks.len() - proposed
+        );
+        write_probe(&probe_path, &tasks)?;
+        let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &tasks)?;
+        append_jsonl(
+            &run_dir.root.join("probe_scores.jsonl"),
+            &json!({"step": 0, "score": score}),
+        )?;
+        tb.add_json_scalars("probe", &json!(probe_scalars(&score)), 0)?;
+        tracing::info!(
+            "probe at step 0: strict {}/{}, lenient {}/{}",
+            score.strict,
+            score.n,
+            score.lenient,
+            score.n
+        );
+        tasks
+    };
+
     // 4. Self-play steps.
     let first = state.step + 1;
     let steps = ProgressBar::with_draw_target(Some(cfg.run.steps), draw());
@@ -334,16 +369,31 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             &out,
         )?;
         let mut eval = serde_json::Value::Null;
+        let mut probe_line = serde_json::Value::Null;
         if cfg.eval.every > 0 && step % cfg.eval.every == 0 {
-            bar.set_message(format!("step {step}: evaluating"));
-            eval = run_eval(
-                &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
-            )?;
+            if !probe.is_empty() {
+                bar.set_message(format!("step {step}: probe"));
+                let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &probe)?;
+                append_jsonl(
+                    &run_dir.root.join("probe_scores.jsonl"),
+                    &json!({"step": step, "score": score}),
+                )?;
+                probe_line = json!(probe_scalars(&score));
+            }
+            if !cfg.eval.bench.trim().is_empty() && cfg.eval.limit > 0 {
+                bar.set_message(format!("step {step}: evaluating"));
+                eval = run_eval(
+                    &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
+                )?;
+            }
         }
         // The metrics line goes first: a checkpoint of step N implies its line is on disk (a
         // resume drops lines after its checkpoint, never needs one before it).
         let other = t1.elapsed().as_secs_f64();
-        let line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
+        let mut line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
+        if !probe_line.is_null() {
+            line["probe"] = probe_line;
+        }
         append_jsonl(&run_dir.metrics(), &line)?;
         tb.add_json_scalars("", &strip_step(&line), step as i64)?;
         tb.flush()?;
@@ -388,6 +438,17 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             .unwrap_or_else(|| "(no checkpoint)".into())
     );
     Ok(())
+}
+
+/// The scaffold of greedy evaluations inside a run: the eval prompts prefill `<think>`, the
+/// answer budget is the run's, the think phase gets the rest of `max_tokens`.
+fn eval_scaffold(cfg: &RunConfig, rendering: Rendering<'_>, max_tokens: usize) -> ScaffoldConfig {
+    ScaffoldConfig {
+        think: azr_core::ThinkMode::Required,
+        think_budget: max_tokens.saturating_sub(cfg.sampling.answer_budget + 16),
+        answer_budget: cfg.sampling.answer_budget,
+        plain: matches!(rendering, Rendering::Plain),
+    }
 }
 
 fn exec_config(cfg: &RunConfig, no_sandbox: bool) -> ExecConfig {
@@ -619,6 +680,88 @@ fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
         .collect()
 }
 
+fn probe_scalars(s: &azr_core::probe::ProbeScore) -> serde_json::Value {
+    json!({"strict_accuracy": s.strict_accuracy, "lenient_accuracy": s.lenient_accuracy})
+}
+
+fn write_probe(path: &Path, tasks: &[azr_core::ValidTask]) -> Result<()> {
+    let mut text = String::new();
+    for t in tasks {
+        text.push_str(&serde_json::to_string(t)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_probe(path: &Path) -> Result<Vec<azr_core::ValidTask>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Greedy, scaffolded answers to the probe's tasks (in the run's think mode), scored strict and
+/// lenient.
+fn solve_probe(
+    cfg: &RunConfig,
+    trainer: &Trainer,
+    tokenizer: &azr_model::Tokenizer,
+    rendering: Rendering<'_>,
+    executor: &Executor,
+    tasks: &[azr_core::ValidTask],
+) -> Result<azr_core::probe::ProbeScore> {
+    let max_tokens = cfg.eval.max_tokens;
+    let think_budget = if cfg.sampling.think_budget == 0 {
+        0
+    } else {
+        cfg.sampling
+            .think_budget
+            .min(max_tokens.saturating_sub(cfg.sampling.answer_budget + 16))
+    };
+    let gen = GreedyEval {
+        model: trainer.model(),
+        tokenizer,
+        max_new_tokens: max_tokens,
+        scaffold: Some(ScaffoldConfig {
+            think: cfg.format.think,
+            think_budget,
+            answer_budget: cfg.sampling.answer_budget,
+            plain: matches!(rendering, Rendering::Plain),
+        }),
+        batch: cfg.sampling.batch,
+    };
+    let mut texts: Vec<(String, bool)> = vec![(String::new(), false); tasks.len()];
+    for group in [
+        azr_core::Group::SOLVE_DEDUCTION,
+        azr_core::Group::SOLVE_ABDUCTION,
+    ] {
+        let idx: Vec<usize> = (0..tasks.len())
+            .filter(|&i| tasks[i].task_type() == group.task_type)
+            .collect();
+        let prompts: Vec<String> = idx
+            .iter()
+            .map(|&i| {
+                azr_core::PromptTask::solve(&tasks[i]).render_with(rendering, cfg.format.think)
+            })
+            .collect();
+        for (&i, r) in idx.iter().zip(gen.respond(Some(group), &prompts)?) {
+            texts[i] = (r.text.clone(), r.scaffolded());
+        }
+    }
+    let responses: Vec<(&str, bool)> = texts.iter().map(|(t, s)| (t.as_str(), *s)).collect();
+    Ok(azr_core::probe::score(
+        tasks,
+        &responses,
+        executor,
+        &cfg.step.parse_config(),
+    ))
+}
+
 fn run_eval(
     cfg: &RunConfig,
     trainer: &Trainer,
@@ -634,26 +777,13 @@ fn run_eval(
         .iter()
         .map(|id| Benchmark::load_default(*id, &data).map_err(anyhow::Error::from))
         .collect::<Result<Vec<_>>>()?;
-    let params = SamplingParams {
-        stop_token_ids: trainer.model().config().eos_token_ids.clone(),
-        stop_strings: vec!["</answer>".into()],
-        ..SamplingParams::greedy(cfg.eval.max_tokens)
-    };
-    let model = trainer.model();
     let batch = cfg.sampling.batch;
-    let mut gen = |prompts: &[String]| -> Result<Vec<String>, azr_core::PolicyError> {
-        let ids = prompts
-            .iter()
-            .map(|p| tokenizer.encode(p, false))
-            .collect::<Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(batch.max(1)) {
-            let seeds = azr_model::row_seeds(0, chunk.len());
-            for g in azr_model::generate(model, Some(tokenizer), chunk, &params, &seeds)? {
-                out.push(tokenizer.decode(&g.tokens, true)?);
-            }
-        }
-        Ok(out)
+    let mut gen = GreedyEval {
+        model: trainer.model(),
+        tokenizer,
+        max_new_tokens: cfg.eval.max_tokens,
+        scaffold: Some(eval_scaffold(cfg, rendering, cfg.eval.max_tokens)),
+        batch,
     };
     let options = EvalOptions {
         rendering,

@@ -207,3 +207,117 @@ impl Policy for ModelPolicy<'_> {
             .collect()
     }
 }
+
+/// Greedy decoding for evaluations (`azr eval`, the in-training eval, the probe), scaffolded
+/// like training's rollouts where the benchmark has a role: CRUXEval-O is a deduction solver's
+/// task, CRUXEval-I an abduction solver's, the code benchmarks answer with a python block (the
+/// induction solver's fence). Math answers are not scaffolded.
+pub struct GreedyEval<'a> {
+    pub model: &'a Model,
+    pub tokenizer: &'a Tokenizer,
+    pub max_new_tokens: usize,
+    /// None: no scaffolding at all (what the model writes by itself).
+    pub scaffold: Option<ScaffoldConfig>,
+    pub batch: usize,
+}
+
+impl GreedyEval<'_> {
+    fn params(&self) -> SamplingParams {
+        SamplingParams {
+            stop_token_ids: self.model.config().eos_token_ids.clone(),
+            ..SamplingParams::greedy(self.max_new_tokens)
+        }
+    }
+
+    /// Greedy responses to `prompts`, scaffolded as `group`'s (unscaffolded when None).
+    pub fn respond(
+        &self,
+        group: Option<azr_core::Group>,
+        prompts: &[String],
+    ) -> anyhow::Result<Vec<Response>> {
+        let ids = prompts
+            .iter()
+            .map(|p| self.tokenizer.encode(p, false))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.batch.max(1)) {
+            let seeds = row_seeds(0, chunk.len());
+            match (group, self.scaffold) {
+                (Some(g), Some(sc)) => {
+                    let scaffolds = chunk.iter().map(|_| sc.scaffold(g)).collect();
+                    out.extend(generate_scaffolded(
+                        self.model,
+                        self.tokenizer,
+                        chunk,
+                        scaffolds,
+                        &self.params(),
+                        &seeds,
+                    )?);
+                }
+                _ => {
+                    let params = SamplingParams {
+                        stop_strings: vec!["</answer>".into()],
+                        ..self.params()
+                    };
+                    let gens = azr_model::generate(
+                        self.model,
+                        Some(self.tokenizer),
+                        chunk,
+                        &params,
+                        &seeds,
+                    )?;
+                    for (g, prompt) in gens.into_iter().zip(chunk) {
+                        out.push(Response {
+                            text: self.tokenizer.decode(&g.tokens, true)?,
+                            prompt_ids: prompt.clone(),
+                            ..Response::sampled(String::new(), g.tokens, g.logprobs)
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The solver role whose scaffold fits a benchmark's answers.
+fn benchmark_group(b: azr_eval::BenchmarkId) -> Option<azr_core::Group> {
+    use azr_eval::BenchmarkId::*;
+    match b {
+        CruxevalO => Some(azr_core::Group::SOLVE_DEDUCTION),
+        CruxevalI => Some(azr_core::Group::SOLVE_ABDUCTION),
+        HumanEval | MbppPlus => Some(azr_core::Group::SOLVE_INDUCTION),
+        _ => None,
+    }
+}
+
+impl azr_eval::Generate for GreedyEval<'_> {
+    fn generate(&mut self, prompts: &[String]) -> Result<Vec<azr_eval::Generated>, PolicyError> {
+        self.generate_with(None, prompts)
+    }
+
+    fn generate_for(
+        &mut self,
+        benchmark: azr_eval::BenchmarkId,
+        prompts: &[String],
+    ) -> Result<Vec<azr_eval::Generated>, PolicyError> {
+        self.generate_with(benchmark_group(benchmark), prompts)
+    }
+}
+
+impl GreedyEval<'_> {
+    fn generate_with(
+        &mut self,
+        group: Option<azr_core::Group>,
+        prompts: &[String],
+    ) -> Result<Vec<azr_eval::Generated>, PolicyError> {
+        Ok(self
+            .respond(group, prompts)?
+            .into_iter()
+            .map(|r| azr_eval::Generated {
+                scaffolded: r.scaffolded(),
+                text: r.text,
+            })
+            .collect())
+    }
+}
