@@ -44,6 +44,22 @@ pub struct SeedingRound {
     pub generated_tokens: usize,
     /// Executor jobs run by this round's validation.
     pub executor_jobs: usize,
+    /// Every proposer response of the round: what the model saw and wrote, and the verdict.
+    #[serde(default)]
+    pub responses: Vec<SeedingResponse>,
+}
+
+/// One proposer response of a seeding round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeedingResponse {
+    pub group: String,
+    pub prompt: String,
+    pub response: String,
+    /// What the environment appended ([`crate::scaffold`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<crate::policy::Injected>,
+    /// `valid`, or the rejection reason's name.
+    pub verdict: String,
 }
 
 /// Runs one seeding round (see the module documentation). `round` only numbers the result.
@@ -86,7 +102,22 @@ pub fn run_seeding_round(
         .map(|t| (t.as_str().to_string(), ProposalMetrics::default()))
         .collect();
     let mut added = 0;
-    for (prompt, verdict) in proposers.iter().zip(verdicts) {
+    let mut samples = Vec::with_capacity(responses.len());
+    for ((prompt, verdict), (req, resp)) in proposers
+        .iter()
+        .zip(verdicts)
+        .zip(requests.iter().zip(&responses))
+    {
+        samples.push(SeedingResponse {
+            group: req.group.name().to_string(),
+            prompt: req.prompt.clone(),
+            response: resp.text.clone(),
+            injected: resp.injected.clone(),
+            verdict: match &verdict {
+                Ok(_) => "valid".to_string(),
+                Err(r) => r.reason.name(),
+            },
+        });
         let Some(m) = proposals.get_mut(prompt.task_type.as_str()) else {
             continue;
         };
@@ -111,6 +142,7 @@ pub fn run_seeding_round(
             .collect(),
         generated_tokens: responses.iter().map(|r| r.tokens).sum(),
         executor_jobs,
+        responses: samples,
     })
 }
 

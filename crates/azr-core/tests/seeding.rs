@@ -149,6 +149,13 @@ fn valid_distinct_proposals_grow_every_buffer_until_done() {
         );
     let r = seed(0, &mut store, &mut policy);
     assert!(policy.all_used());
+    // The round records what each proposer saw and wrote, and its verdict.
+    assert_eq!(r.responses.len(), policy.calls[0].len());
+    for (resp, req) in r.responses.iter().zip(&policy.calls[0]) {
+        assert_eq!(resp.prompt, req.prompt);
+        assert_eq!(resp.group, req.group.name());
+        assert!(!resp.verdict.is_empty());
+    }
 
     // One generation call of 3B proposer requests, grouped by type, all for seeding.
     assert_eq!(policy.calls.len(), 1);
