@@ -491,17 +491,20 @@ fn steering_appends_feeds_and_masks_text() {
         budget: 2,
     };
     let appended = lm.tokenizer.encode("ab", false).unwrap();
-    let params = SamplingParams::greedy(16);
-    let (out, _) = azr_model::generate_steered(
-        &lm.model,
-        &lm.tokenizer,
-        std::slice::from_ref(&prompt),
-        &params,
-        &[0],
-        &steer,
-    )
-    .unwrap();
-    let g = &out[0];
+    let steered = |params: &SamplingParams| {
+        azr_model::generate_steered(
+            &lm.model,
+            &lm.tokenizer,
+            std::slice::from_ref(&prompt),
+            params,
+            &[0],
+            &steer,
+        )
+        .unwrap()
+        .0
+        .remove(0)
+    };
+    let g = &steered(&SamplingParams::greedy(16));
     // three sampled tokens (the first phase's budget), the appended ones, two more sampled
     let first = greedy(&prompt, 3);
     assert_eq!(g.tokens[..3], first[..]);
@@ -522,16 +525,7 @@ fn steering_appends_feeds_and_masks_text() {
         stop_token_ids: vec![eos],
         ..SamplingParams::greedy(16)
     };
-    let (out, _) = azr_model::generate_steered(
-        &lm.model,
-        &lm.tokenizer,
-        std::slice::from_ref(&prompt),
-        &params,
-        &[0],
-        &steer,
-    )
-    .unwrap();
-    let g = &out[0];
+    let g = &steered(&params);
     let upto = first.iter().position(|&t| t == eos).unwrap();
     assert_eq!(g.tokens[..upto], first[..upto]);
     assert_eq!(g.tokens[upto..upto + appended.len()], appended[..]);
