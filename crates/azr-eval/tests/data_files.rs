@@ -1,13 +1,14 @@
 //! Every benchmark loads from its documented default place with the expected size and fields,
-//! and every math reference answer survives normalisation (it equals itself, and a few known
+//! the built-in copy is the repository's `data/` byte for byte, and every math reference answer
+//! survives normalisation (it equals itself, and a few known
 //! ones equal their other spellings).
 
 mod common;
 
 use azr_eval::data::{humaneval, Task};
 use azr_eval::math::{equivalent, normalize};
-use azr_eval::BenchmarkId;
-use common::load;
+use azr_eval::{Benchmark, BenchmarkId, DataSource};
+use common::{data_root, load};
 
 #[test]
 fn every_benchmark_loads_with_its_size() {
@@ -32,6 +33,40 @@ fn every_benchmark_loads_with_its_size() {
         ids.dedup();
         assert_eq!(ids.len(), n, "{id}: problem ids are unique");
     }
+}
+
+#[test]
+fn built_in_data_is_the_repository_folder() {
+    let dir = DataSource::Dir(data_root());
+    for rel in azr_eval::data::embedded::files() {
+        let (name, built_in) = DataSource::Builtin.read(rel).unwrap();
+        assert_eq!(name.to_str(), Some(format!("built-in:{rel}").as_str()));
+        let (path, on_disk) = dir.read(rel).unwrap();
+        assert_eq!(path, data_root().join(rel));
+        // A stale build would embed old bytes; equal texts mean --data DIR reads the same sets.
+        assert!(
+            built_in == on_disk,
+            "{rel}: built-in copy differs from data/"
+        );
+    }
+    let from_dir = Benchmark::load_default(BenchmarkId::Amc23, &dir).unwrap();
+    assert_eq!(from_dir.source, data_root().join("math/amc23.jsonl"));
+    assert_eq!(from_dir.problems, load(BenchmarkId::Amc23).problems);
+}
+
+#[test]
+fn a_data_folder_without_the_file_is_an_error_naming_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = Benchmark::load_default(BenchmarkId::Gsm8k, &DataSource::Dir(empty.path().into()))
+        .unwrap_err()
+        .to_string();
+    let expected = empty.path().join("math/gsm8k.jsonl");
+    assert!(err.contains(&expected.display().to_string()), "{err}");
+    assert_eq!(DataSource::from_setting(""), DataSource::Builtin);
+    assert_eq!(
+        DataSource::from_setting("some/dir"),
+        DataSource::Dir("some/dir".into())
+    );
 }
 
 #[test]

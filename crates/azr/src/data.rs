@@ -1,8 +1,7 @@
-//! Readers for the evaluation sets (paths come from flags; the data is never copied in).
+//! Readers for the evaluation sets (built in, or from a `--data` folder).
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
+use azr_eval::DataSource;
 use serde::Deserialize;
 
 /// One CRUXEval problem: a function `f`, one input, and its output.
@@ -14,20 +13,16 @@ pub struct CruxTask {
     pub output: String,
 }
 
-pub fn load_cruxeval(path: &Path) -> Result<Vec<CruxTask>> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading CRUXEval from {} (pass --data with the path to cruxeval.jsonl)",
-            path.display()
-        )
-    })?;
+/// CRUXEval's 800 problems from `data` (`code/cruxeval.jsonl`).
+pub fn load_cruxeval(data: &DataSource) -> Result<Vec<CruxTask>> {
+    let (path, text) = data.read("code/cruxeval.jsonl")?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(n, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{}: line {} is not a CRUXEval record",
+            serde_json::from_str(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: line {} is not a CRUXEval record: {e}",
                     path.display(),
                     n + 1
                 )

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use azr_core::prompt::{ChatMessage as CoreMessage, ChatRole, Rendering};
 use azr_eval::compare::{self, DEFAULT_RESAMPLES, DEFAULT_SEED};
-use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions, Progress, RunInfo};
+use azr_eval::{
+    evaluate_with_progress, Benchmark, BenchmarkId, DataSource, EvalOptions, Progress, RunInfo,
+};
 use azr_exec::Executor;
 use azr_model::{resolve_model, ChatMessage, LoadedModel};
 use clap::{Args, Subcommand};
@@ -66,9 +68,10 @@ pub struct RunArgs {
     /// aime24, aime25, amc23, minerva, olympiadbench, or the groups code, math, cruxeval, all.
     #[arg(long, default_value = "cruxeval-o")]
     bench: String,
-    /// Folder holding the evaluation data (`code/cruxeval.jsonl`, `math/gsm8k.jsonl`, ...).
-    #[arg(long, default_value = "../shared/data")]
-    data: PathBuf,
+    /// Read the evaluation data from this folder, laid out like the repository's `data/`
+    /// (`code/cruxeval.jsonl`, `math/gsm8k.jsonl`, ...). Default: the copy built into azr.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// At most this many problems per benchmark.
     #[arg(long)]
     limit: Option<usize>,
@@ -151,9 +154,13 @@ fn run_compare(args: &CompareArgs) -> Result<()> {
 
 fn run_eval(args: &RunArgs) -> Result<()> {
     let ids = BenchmarkId::parse_list(&args.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let data = args
+        .data
+        .clone()
+        .map_or(DataSource::Builtin, DataSource::Dir);
     let benchmarks = ids
         .iter()
-        .map(|id| Benchmark::load_default(*id, &args.data).map_err(anyhow::Error::from))
+        .map(|id| Benchmark::load_default(*id, &data).map_err(anyhow::Error::from))
         .collect::<Result<Vec<_>>>()?;
     let path = resolve_model(&args.model, &mut |msg| eprintln!("{msg}"))?;
     let lm = azr_model::load(&path).with_context(|| format!("loading {}", path.display()))?;

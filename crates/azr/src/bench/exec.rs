@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use azr_eval::DataSource;
 use azr_exec::literal::{parse_arguments, py_repr, PyValue};
 use azr_exec::sandbox::PythonRuntime;
 use azr_exec::{ExecConfig, Executor, Job, JobResult, Status};
@@ -22,9 +23,10 @@ use crate::data::{load_cruxeval, CruxTask};
 
 #[derive(Args, Debug)]
 pub struct ExecBenchArgs {
-    /// CRUXEval JSON Lines file.
-    #[arg(long, default_value = "../shared/data/code/cruxeval.jsonl")]
-    data: PathBuf,
+    /// Read `code/cruxeval.jsonl` from this folder (laid out like the repository's `data/`).
+    /// Default: the copy built into azr.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Worker counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     workers: Vec<usize>,
@@ -82,7 +84,12 @@ fn measure(exec: &Executor, jobs: &[Job]) -> (Measured, Vec<JobResult>) {
 }
 
 pub fn run(args: &ExecBenchArgs) -> Result<()> {
-    let tasks = load_cruxeval(&args.data)?;
+    let tasks = load_cruxeval(
+        &args
+            .data
+            .clone()
+            .map_or(DataSource::Builtin, DataSource::Dir),
+    )?;
     let validations: Vec<Job> = tasks
         .iter()
         .map(|t| Job::Validate {

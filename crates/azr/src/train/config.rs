@@ -112,7 +112,9 @@ pub struct EvalSection {
     pub bench: String,
     /// Problems per benchmark (drawn with `run.seed`).
     pub limit: usize,
-    /// The evaluation data folder.
+    /// The evaluation data folder, laid out like the repository's `data/`; empty (the
+    /// default): the sets built into azr.
+    #[serde(default)]
     pub data: String,
     pub max_tokens: usize,
     /// Tasks in the frozen in-distribution probe (0: none), solved every `every` steps.

@@ -772,7 +772,7 @@ fn run_eval(
     step: u64,
 ) -> Result<serde_json::Value> {
     let ids = BenchmarkId::parse_list(&cfg.eval.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let data = PathBuf::from(&cfg.eval.data);
+    let data = azr_eval::DataSource::from_setting(&cfg.eval.data);
     let benchmarks = ids
         .iter()
         .map(|id| Benchmark::load_default(*id, &data).map_err(anyhow::Error::from))
