@@ -144,6 +144,15 @@ impl<T: Task> TaskBuffer<T> {
         outcome
     }
 
+    /// Removes `task`; whether it was present.
+    pub fn remove(&mut self, task: &T) -> bool {
+        if !self.seen.remove(task) {
+            return false;
+        }
+        self.entries.retain(|e| &e.task != task);
+        true
+    }
+
     fn get(&self, i: usize) -> Option<T> {
         self.entries.get(i).map(|e| e.task.clone())
     }

@@ -15,6 +15,8 @@
 //!   parameter, its training batch and its metrics.
 //! - [`probe`]: the frozen in-distribution probe (built at the start of a run, never trained on).
 //! - [`seeding`]: the seeding phase's rounds (proposals only, before any update).
+//! - [`warmup`]: the format warm-up (the model's own verified outputs, rewrapped into the exact
+//!   format, for a cross-entropy fit before self-play).
 
 pub mod batch;
 pub mod buffer;
@@ -36,6 +38,7 @@ pub mod store;
 pub mod task;
 pub mod trr;
 pub mod validate;
+pub mod warmup;
 
 pub use batch::{EstimatedTask, Outcome, Sample};
 pub use buffer::{AddOutcome, BufferError, Entry, TaskBuffer};
@@ -61,3 +64,4 @@ pub use task::{
 };
 pub use trr::{trr_advantages, Advantages, GroupStats, SequenceReward};
 pub use validate::{validate_proposals, Proposed, ValidateConfig, Validated, ValidationPlan};
+pub use warmup::WarmupConfig;

@@ -17,6 +17,9 @@ pub enum Purpose {
     Learnability,
     /// A proposer response of the seeding phase, before any update (not trained on).
     Seeding,
+    /// A response of the format warm-up ([`crate::warmup`]): trained on only when verified,
+    /// rewrapped, with cross-entropy.
+    Warmup,
 }
 
 /// One prompt to answer.

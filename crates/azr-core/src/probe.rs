@@ -3,13 +3,17 @@
 //! distribution it trains on.
 //!
 //! Where its tasks come from, in order:
-//! 1. What the base model proposed during seeding: the deduction and abduction tasks the buffers
-//!    gained in the seeding phase (`added_at == 0`, the identity seeds excluded), alternating
-//!    deduction and abduction.
+//! 1. What the base model proposed during seeding: every other deduction and abduction task the
+//!    buffers gained in the seeding phase (`added_at == 0`, the identity seeds excluded),
+//!    alternating deduction and abduction. The other half stays in the buffers to train on.
 //! 2. When too few arrived (small models rarely propose valid tasks), tasks the executor derives
 //!    from the buffers' programs with **new literal inputs**: every number and string literal of a
 //!    stored input is replaced by a random one of the same kind (so the argument list keeps its
 //!    shape), and the executor computes the output. Never from evaluation data.
+//!
+//! The run holds the probe's tasks out of its buffers ([`TaskStore::hold_out`]), so the solver is
+//! never asked them in training and a re-proposal of one is not stored. A derived task shares
+//! its program with a training task, not its input.
 //!
 //! Scored strict (the strict format, met without scaffolding) and lenient (the reward's
 //! extraction) by [`score`].
@@ -26,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// Probe tasks from the seeding phase's proposals: up to `n`, alternating deduction and
-/// abduction.
+/// abduction, from every other proposal of each type (the rest is left to train on).
 pub fn from_seeding(store: &TaskStore, n: usize) -> Vec<ValidTask> {
     let seed = Triplet::identity_seed();
     let take = |t: TaskType| -> Vec<ValidTask> {
@@ -35,6 +39,7 @@ pub fn from_seeding(store: &TaskStore, n: usize) -> Vec<ValidTask> {
             .map(|b| {
                 b.entries()
                     .filter(|e| e.added_at == 0 && e.task != seed)
+                    .step_by(2)
                     .filter_map(|e| ValidTask::from_triplet(t, e.task.clone()))
                     .collect()
             })
@@ -288,17 +293,30 @@ mod tests {
         let late = Triplet::new("def f(a):\n    return -a", "1", "-1");
         s.add(ValidTask::Deduction(late), 3);
         let p = from_seeding(&s, 5);
-        assert_eq!(p.len(), 5);
+        // every other seeding proposal of each type: the 1st and 3rd, never the 2nd
+        assert_eq!(p.len(), 4);
         let types: Vec<TaskType> = p.iter().map(|t| t.task_type()).collect();
         use TaskType::*;
-        assert_eq!(
-            types,
-            vec![Deduction, Abduction, Deduction, Abduction, Deduction]
-        );
+        assert_eq!(types, vec![Deduction, Abduction, Deduction, Abduction]);
         assert!(p.iter().all(|t| match t {
-            ValidTask::Deduction(x) | ValidTask::Abduction(x) => x.program.contains('+'),
+            ValidTask::Deduction(x) | ValidTask::Abduction(x) =>
+                x.program.contains('+') && !x.program.ends_with("+ 1"),
             _ => false,
         }));
+        assert_eq!(from_seeding(&s, 3).len(), 3);
+        // held out: gone from the buffers, refused when proposed again
+        let mut held = s.clone();
+        held.hold_out(&p);
+        assert_eq!(held.len(Deduction), s.len(Deduction) - 2);
+        assert!(p.iter().all(|t| held.contains(t)));
+        assert_eq!(
+            held.add(p[0].clone(), 5),
+            crate::buffer::AddOutcome::Duplicate
+        );
+        assert!(held
+            .deduction
+            .entries()
+            .all(|e| !p.contains(&ValidTask::Deduction(e.task.clone()))));
         // derived candidates: new inputs for every stored program, none equal to a stored one
         let c = derived_candidates(&s, 2, 1);
         assert!(c.len() >= 8);

@@ -51,6 +51,9 @@ pub struct TaskStore {
     pub abduction: TaskBuffer<Triplet>,
     pub induction: TaskBuffer<InductionRecord>,
     pub rng: ChaCha8Rng,
+    /// Tasks held out of training (the probe's): never stored, never sampled. Not saved: the
+    /// run re-applies [`hold_out`](Self::hold_out) from its probe file when it resumes.
+    held: HashSet<ValidTask>,
 }
 
 impl TaskStore {
@@ -61,6 +64,7 @@ impl TaskStore {
             abduction: TaskBuffer::new(cap)?,
             induction: TaskBuffer::new(cap)?,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            held: HashSet::new(),
         };
         s.deduction.push(Triplet::identity_seed(), 0);
         s.abduction.push(Triplet::identity_seed(), 0);
@@ -103,8 +107,24 @@ impl TaskStore {
         self.induction.push(record, step)
     }
 
-    /// Whether an identical task is stored in its buffer.
+    /// Removes `tasks` from the buffers and refuses them from now on: a held-out task is never
+    /// a solver task, a reference or a stored proposal (a re-proposal counts as a duplicate).
+    pub fn hold_out(&mut self, tasks: &[ValidTask]) {
+        for t in tasks {
+            match t {
+                ValidTask::Deduction(x) => self.deduction.remove(x),
+                ValidTask::Abduction(x) => self.abduction.remove(x),
+                ValidTask::Induction(x) => self.induction.remove(x),
+            };
+            self.held.insert(t.clone());
+        }
+    }
+
+    /// Whether an identical task is stored in its buffer or held out.
     pub fn contains(&self, task: &ValidTask) -> bool {
+        if self.held.contains(task) {
+            return true;
+        }
         match task {
             ValidTask::Deduction(t) => self.deduction.contains(t),
             ValidTask::Abduction(t) => self.abduction.contains(t),
@@ -134,6 +154,9 @@ impl TaskStore {
         step: u64,
         solved: Option<(usize, usize)>,
     ) -> AddOutcome {
+        if self.held.contains(&task) {
+            return AddOutcome::Duplicate;
+        }
         match task {
             ValidTask::Deduction(t) => self.deduction.push_measured(t, step, solved),
             ValidTask::Abduction(t) => self.abduction.push_measured(t, step, solved),
@@ -250,6 +273,7 @@ impl TaskStore {
             abduction: read(dir, "abduction.jsonl", state.cap)?,
             induction: read(dir, "induction.jsonl", state.cap)?,
             rng: state.rng,
+            held: HashSet::new(),
         })
     }
 }

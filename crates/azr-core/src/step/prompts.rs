@@ -10,6 +10,7 @@ use crate::task::{TaskType, Triplet, ValidTask, IDENTITY_PROGRAM};
 use crate::validate::Proposed;
 
 /// A proposer prompt and, for induction, the program it shows.
+#[derive(Debug, Clone)]
 pub(crate) struct ProposerPrompt {
     pub task_type: TaskType,
     pub program: Option<String>,

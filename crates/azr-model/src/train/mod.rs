@@ -271,6 +271,15 @@ impl Trainer {
         self.params.iter().map(|p| p.grad.len()).sum()
     }
 
+    /// Zeroes AdamW's moments and step count: the next update starts as the first one did
+    /// (after a phase with another objective, e.g. a cross-entropy warm-up).
+    pub fn reset_optimizer(&mut self) {
+        for m in self.state.m.iter_mut().chain(self.state.v.iter_mut()) {
+            m.fill(0.0);
+        }
+        self.state.step = 0;
+    }
+
     /// One policy-gradient update over `rows` (see the module documentation).
     pub fn step(&mut self, rows: &[TrainRow]) -> Result<TrainStats> {
         let started = Instant::now();

@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub optim: TrainConfig,
     pub executor: ExecutorSection,
     pub eval: EvalSection,
+    /// The format warm-up before self-play (off unless `enabled`).
+    #[serde(default)]
+    pub warmup: azr_core::WarmupConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -249,6 +252,13 @@ fn check(c: &RunConfig) -> Result<()> {
     }
     if c.executor.timeout_ms == 0 || c.executor.memory_mb == 0 {
         bail!("executor.timeout_ms and executor.memory_mb must be positive");
+    }
+    let w = &c.warmup;
+    if w.enabled && (w.rounds == 0 || w.batch == 0 || w.rows == 0) {
+        bail!("warmup.rounds, warmup.batch and warmup.rows must be at least 1 when the warm-up is enabled");
+    }
+    if !(w.lr >= 0.0 && w.lr.is_finite()) {
+        bail!("warmup.lr must be a finite number >= 0");
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! Read top to bottom: resolve the config, open (or resume) the run directory, load the model
 //! into a [`Trainer`], start the executor; seed the buffers from the identity task (no updates,
-//! capped in rounds and minutes); then per step: [`azr_core::run_step`] (propose, validate,
+//! capped in rounds and minutes); build the frozen probe and hold its tasks out; run the format
+//! warm-up when enabled ([`warmup`]); then per step: [`azr_core::run_step`] (propose, validate,
 //! estimate learnability, solve, score, rewards, TRR++, buffer growth) with the model as the
 //! policy, one [`Trainer::step`] over the step's trained responses, a metrics line, samples,
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
@@ -10,6 +11,7 @@
 mod config;
 pub mod policy;
 mod rundir;
+mod warmup;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,6 +155,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                     step: 0,
                     seeding_rounds: 0,
                     seeding_reached_target: false,
+                    warmup_done: false,
                 },
             )
         }
@@ -273,7 +276,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     }
 
     // The frozen probe: built once, after seeding, from what the base model proposed (and
-    // executor-derived tasks when that is too little); a resumed run reads it back.
+    // executor-derived tasks when that is too little); a resumed run reads it back. Its tasks
+    // leave the buffers: the solver never trains on them.
     let probe_path = run_dir.root.join("probe.jsonl");
     let probe: Vec<azr_core::ValidTask> = if cfg.eval.every == 0 || cfg.eval.probe == 0 {
         Vec::new()
@@ -306,6 +310,65 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         );
         tasks
     };
+    store.hold_out(&probe);
+
+    // The format warm-up: once, before the first step; a resume after it skips it.
+    if cfg.warmup.enabled && state.step == 0 && !state.warmup_done {
+        let env = warmup::Env {
+            cfg: &cfg,
+            tokenizer: &tokenizer,
+            params: &params,
+            scaffold,
+            rendering,
+            executor: &executor,
+            bar: &bar,
+            stop: &stop,
+            dir: run_dir.root.join("warmup"),
+        };
+        run_dir.drop_warmup_metrics()?;
+        let Some(summary) = warmup::run(&env, &mut trainer, &mut store, &probe)? else {
+            bar.finish_and_clear();
+            eprintln!(
+                "stopped during the warm-up; continue with: azr train --resume {}",
+                run_dir.root.display()
+            );
+            return Ok(());
+        };
+        state.warmup_done = true;
+        let line = json!({"step": 0, "warmup": warmup_scalars(&summary)});
+        append_jsonl(&run_dir.metrics(), &line)?;
+        tb.add_json_scalars("", &strip_step(&line), 0)?;
+        tb.flush()?;
+        run_dir.save_checkpoint(
+            &trainer,
+            &tokenizer,
+            &store,
+            &state,
+            cfg.run.keep_checkpoints,
+        )?;
+        for (group, b) in &summary.before {
+            let a = summary.after.get(group).copied().unwrap_or_default();
+            tracing::info!(
+                "warm-up {group}: strict format {}/{} -> {}/{}, verified {}/{} -> {}/{}, {} examples",
+                b.strict,
+                b.n,
+                a.strict,
+                a.n,
+                b.verified,
+                b.n,
+                a.verified,
+                a.n,
+                summary.kept.get(group).copied().unwrap_or(0)
+            );
+        }
+        tracing::info!(
+            "warm-up: {} examples from {} responses, {} cross-entropy steps ({:.0} s)",
+            summary.examples,
+            summary.sampled,
+            summary.steps.len(),
+            summary.secs
+        );
+    }
 
     // 4. Self-play steps.
     let first = state.step + 1;
@@ -678,6 +741,40 @@ fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
         .iter()
         .map(|t| (t.as_str().to_string(), store.len(*t)))
         .collect()
+}
+
+/// The warm-up's metrics: per group the strict-format and verified rates on the held prompts
+/// before and after, the kept examples, and the first and last cross-entropy.
+fn warmup_scalars(s: &warmup::Summary) -> serde_json::Value {
+    let rate = |x: usize, n: usize| {
+        if n == 0 {
+            f64::NAN
+        } else {
+            x as f64 / n as f64
+        }
+    };
+    let mut groups = serde_json::Map::new();
+    for (g, b) in &s.before {
+        let a = s.after.get(g).copied().unwrap_or_default();
+        groups.insert(
+            g.clone(),
+            json!({
+                "strict_before": rate(b.strict, b.n),
+                "strict_after": rate(a.strict, a.n),
+                "verified_before": rate(b.verified, b.n),
+                "verified_after": rate(a.verified, a.n),
+                "kept": s.kept.get(g).copied().unwrap_or(0),
+            }),
+        );
+    }
+    json!({
+        "groups": groups,
+        "examples": s.examples,
+        "sampled": s.sampled,
+        "ce_first": s.steps.first().map(|x| x.ce),
+        "ce_last": s.steps.last().map(|x| x.ce),
+        "secs": s.secs,
+    })
 }
 
 fn probe_scalars(s: &azr_core::probe::ProbeScore) -> serde_json::Value {

@@ -29,6 +29,19 @@ pub struct RunState {
     pub seeding_rounds: usize,
     /// Whether seeding reached its target (false: it hit its cap).
     pub seeding_reached_target: bool,
+    /// Whether the format warm-up ran to its end (its checkpoint is `step-000000-warmup`).
+    #[serde(default)]
+    pub warmup_done: bool,
+}
+
+/// A checkpoint's directory name: the step, and after the warm-up (step 0) a suffix that sorts
+/// it after the seeding checkpoint and before step 1.
+pub fn checkpoint_name(state: &RunState) -> String {
+    if state.step == 0 && state.warmup_done {
+        format!("{}-warmup", step_name(0))
+    } else {
+        step_name(state.step)
+    }
 }
 
 pub struct RunDir {
@@ -87,7 +100,7 @@ impl RunDir {
         state: &RunState,
         keep: usize,
     ) -> Result<PathBuf> {
-        let dir = self.checkpoints().join(step_name(state.step));
+        let dir = self.checkpoints().join(checkpoint_name(state));
         std::fs::create_dir_all(self.checkpoints())
             .with_context(|| format!("creating {}", self.checkpoints().display()))?;
         if dir.exists() {
@@ -107,7 +120,7 @@ impl RunDir {
         })?;
         write_file_atomically(
             &self.checkpoints().join("latest"),
-            step_name(state.step).as_bytes(),
+            checkpoint_name(state).as_bytes(),
         )?;
         self.prune(keep)?;
         Ok(dir)
@@ -132,9 +145,23 @@ impl RunDir {
         Ok(())
     }
 
+    /// Drops the warm-up's metrics line (a warm-up that starts again writes a new one).
+    pub fn drop_warmup_metrics(&self) -> Result<()> {
+        self.filter_metrics(|v| v.get("warmup").is_none())
+    }
+
     /// Drops metrics lines of steps after `step` (written after the checkpoint a resume starts
     /// from), so the file describes one consistent history.
     pub fn truncate_metrics(&self, step: u64) -> Result<()> {
+        self.filter_metrics(|v| {
+            v.get("step")
+                .and_then(|s| s.as_u64())
+                .is_some_and(|s| s <= step)
+        })
+    }
+
+    /// Keeps the metrics lines that parse and pass `keep`.
+    fn filter_metrics(&self, keep: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
         let path = self.metrics();
         if !path.exists() {
             return Ok(());
@@ -144,10 +171,7 @@ impl RunDir {
         let mut kept = String::new();
         for line in BufReader::new(f).lines() {
             let line = line?;
-            let s = serde_json::from_str::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
-            if s.is_some_and(|s| s <= step) {
+            if serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| keep(&v)) {
                 kept.push_str(&line);
                 kept.push('\n');
             }
