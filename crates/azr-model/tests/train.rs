@@ -501,7 +501,9 @@ fn lora_gradients_match_finite_differences() {
     tr.step(&rows).unwrap();
     let ckpt = dir.path().join("ckpt");
     tr.save(&lm.tokenizer, &ckpt).unwrap();
-    let adapter = ckpt.join(azr_model::train::ADAPTER_FILE);
+    let adapter = ckpt
+        .join(azr_model::train::ADAPTER_DIR)
+        .join(azr_model::train::ADAPTER_FILE);
     let tensors = candle_core::safetensors::load(&adapter, &Device::Cpu).unwrap();
     tr.backward(&rows).unwrap();
     let mut names: Vec<&String> = tensors
@@ -511,7 +513,8 @@ fn lora_gradients_match_finite_differences() {
     names.sort();
     assert_eq!(names.len(), 16);
     for (k, name) in names.into_iter().enumerate() {
-        let (idx, g) = largest(tr.gradient(name).unwrap());
+        let param = name.strip_prefix(azr_model::train::PEFT_PREFIX).unwrap();
+        let (idx, g) = largest(tr.gradient(param).unwrap());
         let loss_at = |delta: f32| {
             let mut t2 = tensors.clone();
             let t = &tensors[name];
@@ -522,8 +525,10 @@ fn lora_gradients_match_finite_differences() {
                 Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap(),
             );
             let d = dir.path().join(format!("fd-{k}-{delta}"));
-            std::fs::create_dir(&d).unwrap();
-            candle_core::safetensors::save(&t2, d.join(azr_model::train::ADAPTER_FILE)).unwrap();
+            let adapter = d.join(azr_model::train::ADAPTER_DIR);
+            std::fs::create_dir_all(&adapter).unwrap();
+            candle_core::safetensors::save(&t2, adapter.join(azr_model::train::ADAPTER_FILE))
+                .unwrap();
             let mut t = trainer(&cfg, &w, lora_config(2, 3e-2));
             t.load_adapter(&d).unwrap();
             t.backward(&rows).unwrap().loss

@@ -600,19 +600,37 @@ impl Trainer {
         })
     }
 
+    /// PEFT's layout, in the subfolder [`ADAPTER_DIR`]: `adapter_model.safetensors` with PEFT's
+    /// key names and an `adapter_config.json` PEFT's `LoraConfig` reads, so
+    /// `PeftModel.from_pretrained(base, dir/adapter)` loads the adapters onto the base model. Not
+    /// beside the merged files: transformers, when PEFT is installed, would apply an
+    /// `adapter_config.json` it finds there on top of the already merged weights.
     fn write_adapter(&self, dir: &Path) -> Result<()> {
+        let dir = &dir.join(ADAPTER_DIR);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tensors: HashMap<String, Tensor> = self
             .params
             .iter()
-            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+            .map(|p| {
+                (
+                    format!("{PEFT_PREFIX}{}", p.name),
+                    p.var.as_tensor().clone(),
+                )
+            })
             .collect();
         let path = dir.join(ADAPTER_FILE);
         candle_core::safetensors::save(&tensors, &path)
             .with_context(|| format!("writing {}", path.display()))?;
         let meta = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
             "r": self.config.lora.rank,
             "lora_alpha": self.config.lora.alpha,
             "target_modules": self.config.lora.targets.names(),
+            "lora_dropout": 0.0,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
         });
         let path = dir.join("adapter_config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&meta)?)
@@ -626,9 +644,23 @@ impl Trainer {
         if !self.config.lora.enabled() {
             bail!("load_adapter needs a LoRA trainer (lora.rank > 0)");
         }
-        let path = dir.join(ADAPTER_FILE);
-        let tensors = candle_core::safetensors::load(&path, self.model.device())
-            .with_context(|| format!("reading {}", path.display()))?;
+        // Checkpoints written before the PEFT layout hold `adapter.safetensors`, unprefixed.
+        let path = [
+            dir.join(ADAPTER_DIR).join(ADAPTER_FILE),
+            dir.join(LEGACY_ADAPTER_FILE),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join(ADAPTER_DIR).join(ADAPTER_FILE));
+        let tensors: HashMap<String, Tensor> =
+            candle_core::safetensors::load(&path, self.model.device())
+                .with_context(|| format!("reading {}", path.display()))?
+                .into_iter()
+                .map(|(k, t)| match k.strip_prefix(PEFT_PREFIX) {
+                    Some(name) => (name.to_string(), t),
+                    None => (k, t),
+                })
+                .collect();
         if tensors.len() != self.params.len() {
             bail!(
                 "{} holds {} tensors, this LoRA config makes {} (a different rank or targets?)",
@@ -715,8 +747,13 @@ fn saved<'a>(
     Ok(t)
 }
 
-/// The LoRA adapters of a checkpoint (beside the merged Hugging Face files).
-pub const ADAPTER_FILE: &str = "adapter.safetensors";
+/// The subfolder of a checkpoint that holds its LoRA adapters (PEFT's layout).
+pub const ADAPTER_DIR: &str = "adapter";
+/// The LoRA adapters' tensors in [`ADAPTER_DIR`], PEFT's file name.
+pub const ADAPTER_FILE: &str = "adapter_model.safetensors";
+/// PEFT's prefix of the adapter tensors' names (`base_model.model.` + the module path).
+pub const PEFT_PREFIX: &str = "base_model.model.";
+const LEGACY_ADAPTER_FILE: &str = "adapter.safetensors";
 
 /// Full fine-tuning: every weight a `Var`. Returns the tracked model, the untracked one (same
 /// storage) and the parameters.
