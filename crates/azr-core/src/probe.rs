@@ -178,7 +178,7 @@ pub fn fill_derived(
 }
 
 /// A probe's score at one step.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProbeScore {
     pub n: usize,
     /// Correct with the strict format, met without scaffolding.
@@ -187,6 +187,11 @@ pub struct ProbeScore {
     pub lenient: usize,
     pub strict_accuracy: f64,
     pub lenient_accuracy: f64,
+    /// Task by task (probe order), for paired comparisons between steps and runs.
+    #[serde(default)]
+    pub strict_correct: Vec<bool>,
+    #[serde(default)]
+    pub lenient_correct: Vec<bool>,
 }
 
 /// The executor jobs that score the probe's responses (text, scaffolded), strict and lenient.
@@ -217,10 +222,13 @@ impl ProbePlan {
     /// The score from the results of [`jobs`](Self::jobs).
     pub fn finish(&self, results: &[azr_exec::JobResult]) -> ProbeScore {
         let k = self.strict.jobs().len().min(results.len());
-        let count =
-            |o: Vec<SolverOutcome>| o.iter().filter(|o| **o == SolverOutcome::Correct).count();
-        let strict = count(self.strict.finish(&results[..k]));
-        let lenient = count(self.lenient.finish(&results[k..]));
+        let correct = |o: Vec<SolverOutcome>| -> Vec<bool> {
+            o.iter().map(|o| *o == SolverOutcome::Correct).collect()
+        };
+        let strict_correct = correct(self.strict.finish(&results[..k]));
+        let lenient_correct = correct(self.lenient.finish(&results[k..]));
+        let count = |c: &[bool]| c.iter().filter(|c| **c).count();
+        let (strict, lenient) = (count(&strict_correct), count(&lenient_correct));
         let n = self.strict.len();
         let ratio = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
         ProbeScore {
@@ -229,6 +237,8 @@ impl ProbePlan {
             lenient,
             strict_accuracy: ratio(strict),
             lenient_accuracy: ratio(lenient),
+            strict_correct,
+            lenient_correct,
         }
     }
 }

@@ -233,4 +233,13 @@ fn probe_fills_from_derived_inputs_and_scores_both_ways() {
     };
     let s = probe::score(&tasks, &responses, exec, &cfg);
     assert_eq!((s.n, s.strict, s.lenient), (12, 1, 3));
+    let at = |c: &[bool]| {
+        c.iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(&s.strict_correct), [0]);
+    assert_eq!(at(&s.lenient_correct), [0, 1, 2]);
 }

@@ -14,6 +14,11 @@
 //!   `train/`, one plot each (their scales differ);
 //! - `timing.png`: every `timing/*` key, one line per phase.
 //!
+//! With task-by-task probe scores (`RUN_DIR/probe_scores.jsonl`) the summary ends with paired
+//! comparisons: the first probed step against the last, and with `--against CONTROL`, the
+//! control's probe against this run's at the last step both probed (McNemar's exact test and
+//! the paired bootstrap interval, as `azr eval compare`).
+//!
 //! Text (titles, tick labels, legends) is drawn with the first TrueType font found under the
 //! system font directories (DejaVu Sans preferred); without one the curves are still drawn, with
 //! no text, and a warning says so.
@@ -30,6 +35,8 @@ use plotters::prelude::*;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use azr_core::probe::ProbeScore;
+
 use crate::tensorboard::flatten_json;
 
 #[derive(Args)]
@@ -39,6 +46,10 @@ pub struct ReportArgs {
     /// Where to write the PNG plots (default: RUN_DIR/plots).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// A control run (same config and seeds, e.g. learning rate 0): its last probe is compared
+    /// with this run's, task by task, at the last step both probed.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub against: Option<PathBuf>,
 }
 
 /// Reads the metrics, writes the plots and prints the summary to stdout.
@@ -72,6 +83,7 @@ const CURVES: &[Curve] = &[
     Curve::Exact("train/loss"),
     Curve::Exact("train/grad_norm"),
     Curve::Exact("train/entropy"),
+    Curve::Exact("peak_rss_mib"),
     Curve::Prefix("timing"),
 ];
 
@@ -247,7 +259,116 @@ fn report(args: &ReportArgs) -> Result<String> {
             path.display()
         );
     }
-    Ok(summary(&path, &metrics, &plotted, &files))
+    let mut text = summary(&path, &metrics, &plotted, &files);
+    text += &probe_section(&args.run_dir, args.against.as_deref())?;
+    Ok(text)
+}
+
+/// One probe score per probed step, in step order, read from `RUN_DIR/probe_scores.jsonl`;
+/// empty when the run has no probe.
+fn read_probe_scores(run_dir: &Path) -> Result<Vec<(u64, ProbeScore)>> {
+    let path = run_dir.join("probe_scores.jsonl");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut scores = BTreeMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        #[derive(serde::Deserialize)]
+        struct Line {
+            step: u64,
+            score: ProbeScore,
+        }
+        let l: Line = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}", path.display(), i + 1))?;
+        // A resumed run may probe a step twice; the last write is the one its curves show.
+        scores.insert(l.step, l.score);
+    }
+    Ok(scores.into_iter().collect())
+}
+
+/// The paired probe comparisons: this run's first probed step against its last, and with
+/// `against`, the control's probe against this run's at the last step both probed.
+fn probe_section(run_dir: &Path, against: Option<&Path>) -> Result<String> {
+    let scores = read_probe_scores(run_dir)?;
+    let paired = |s: &ProbeScore| s.n > 0 && s.lenient_correct.len() == s.n;
+    let mut out = String::new();
+    if let (Some(a), Some(b)) = (scores.first(), scores.last()) {
+        if a.0 != b.0 && paired(&a.1) && paired(&b.1) {
+            out += &format!(
+                "\nprobe, step {} -> step {} (paired, {} tasks):\n",
+                a.0, b.0, a.1.n
+            );
+            out += &paired_lines(&a.1, &b.1);
+        }
+    }
+    let Some(control) = against else {
+        return Ok(out);
+    };
+    let read = |dir: &Path| {
+        let p = dir.join("probe.jsonl");
+        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+    };
+    if read(run_dir)? != read(control)? {
+        bail!(
+            "{} and {} probe different tasks (their probe.jsonl differ): run both with the same \
+             config and seeds",
+            run_dir.display(),
+            control.display()
+        );
+    }
+    let control_scores = read_probe_scores(control)?;
+    let common = scores.iter().rev().find_map(|(step, s)| {
+        let c = control_scores.iter().find(|(cs, _)| cs == step)?;
+        (paired(s) && paired(&c.1)).then_some((*step, &c.1, s))
+    });
+    let Some((step, c, s)) = common else {
+        bail!(
+            "{} and {} have no probed step in common with task-by-task scores",
+            run_dir.display(),
+            control.display()
+        );
+    };
+    out += &format!(
+        "\nprobe at step {step}, control {} -> this run (paired, {} tasks):\n",
+        control.display(),
+        s.n
+    );
+    out += &paired_lines(c, s);
+    Ok(out)
+}
+
+/// Lenient and strict rows: accuracy A -> B, the difference, the discordant counts, McNemar's
+/// exact p-value and the paired bootstrap 95% interval.
+fn paired_lines(a: &ProbeScore, b: &ProbeScore) -> String {
+    use azr_eval::compare::{mcnemar_exact, paired_bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED};
+    let mut out = String::new();
+    for (name, x, y) in [
+        ("lenient", &a.lenient_correct, &b.lenient_correct),
+        ("strict", &a.strict_correct, &b.strict_correct),
+    ] {
+        let n = x.len().max(1) as f64;
+        let acc = |v: &[bool]| v.iter().filter(|c| **c).count() as f64 / n;
+        let only_a = x.iter().zip(y).filter(|(p, q)| **p && !**q).count();
+        let only_b = x.iter().zip(y).filter(|(p, q)| !**p && **q).count();
+        let (lo, hi) = paired_bootstrap(x, y, DEFAULT_RESAMPLES, DEFAULT_SEED);
+        out += &format!(
+            "  {name:<8} {:6.2}% -> {:6.2}%  diff {:+6.2}  (lost {only_a}, gained {only_b})  \
+             McNemar p = {:.4}  95% CI [{:+.2}, {:+.2}]\n",
+            100.0 * acc(x),
+            100.0 * acc(y),
+            100.0 * (acc(y) - acc(x)),
+            mcnemar_exact(only_a, only_b),
+            100.0 * lo,
+            100.0 * hi,
+        );
+    }
+    out
 }
 
 fn summary(path: &Path, metrics: &Metrics, plotted: &[&str], files: &[PathBuf]) -> String {
@@ -511,6 +632,7 @@ mod tests {
         let args = ReportArgs {
             run_dir: dir.path().to_path_buf(),
             out: None,
+            against: None,
         };
         let summary = report(&args).unwrap();
         assert!(summary.contains("steps: 3 (step 0 to 2)"), "{summary}");
@@ -546,6 +668,7 @@ mod tests {
         let args = ReportArgs {
             run_dir: dir.path().join("no-such-run"),
             out: None,
+            against: None,
         };
         let err = format!("{:#}", run(&args).unwrap_err());
         assert!(err.contains("no-such-run/metrics.jsonl"), "{err}");
@@ -559,10 +682,72 @@ mod tests {
         let args = ReportArgs {
             run_dir: dir.path().to_path_buf(),
             out: Some(dir.path().join("elsewhere")),
+            against: None,
         };
         let err = format!("{:#}", run(&args).unwrap_err());
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains("no valid metrics line"), "{err}");
+    }
+
+    /// Writes a run with one metrics line, the probe file and one probe score per (step, lenient).
+    fn probe_run(dir: &Path, probe: &str, scores: &[(u64, &[bool])]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), line(0, 1.0) + "\n").unwrap();
+        std::fs::write(dir.join("probe.jsonl"), probe).unwrap();
+        let lines: Vec<String> = scores
+            .iter()
+            .map(|(step, lenient)| {
+                let right = lenient.iter().filter(|c| **c).count();
+                let score = ProbeScore {
+                    n: lenient.len(),
+                    strict: 0,
+                    lenient: right,
+                    strict_accuracy: 0.0,
+                    lenient_accuracy: right as f64 / lenient.len() as f64,
+                    strict_correct: vec![false; lenient.len()],
+                    lenient_correct: lenient.to_vec(),
+                };
+                serde_json::json!({"step": step, "score": score}).to_string()
+            })
+            .collect();
+        std::fs::write(dir.join("probe_scores.jsonl"), lines.join("\n") + "\n").unwrap();
+    }
+
+    #[test]
+    fn probe_is_compared_task_by_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let (run_dir, control) = (dir.path().join("run"), dir.path().join("control"));
+        let (t, f) = (true, false);
+        // 10 tasks: the run gains 6 and loses 1 between step 0 and step 4
+        let start = [t, t, f, f, f, f, f, f, f, f];
+        let end = [f, t, t, t, t, t, t, t, f, f];
+        probe_run(&run_dir, "tasks\n", &[(0, &start), (2, &start), (4, &end)]);
+        probe_run(
+            &control,
+            "tasks\n",
+            &[(0, &start), (4, &start), (6, &start)],
+        );
+        let args = ReportArgs {
+            run_dir: run_dir.clone(),
+            out: None,
+            against: Some(control.clone()),
+        };
+        let text = report(&args).unwrap();
+        assert!(
+            text.contains("probe, step 0 -> step 4 (paired, 10 tasks)"),
+            "{text}"
+        );
+        // 20% -> 70%, discordant 1 and 6: McNemar p = 2 * (1 + 7) / 2^7 = 0.125
+        let row =
+            "lenient   20.00% ->  70.00%  diff +50.00  (lost 1, gained 6)  McNemar p = 0.1250";
+        assert_eq!(text.matches(row).count(), 2, "{text}");
+        assert!(text.contains("probe at step 4, control"), "{text}");
+        assert!(text.contains("strict     0.00% ->   0.00%  diff  +0.00  (lost 0, gained 0)  McNemar p = 1.0000  95% CI [+0.00, +0.00]"), "{text}");
+
+        // A control that probed other tasks is refused.
+        std::fs::write(control.join("probe.jsonl"), "other\n").unwrap();
+        let err = format!("{:#}", report(&args).unwrap_err());
+        assert!(err.contains("probe different tasks"), "{err}");
     }
 
     #[test]

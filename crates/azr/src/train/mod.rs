@@ -680,6 +680,8 @@ fn metrics_line(
             "other_s": (step_secs - gen_secs - exec.wait_secs).max(0.0) + other_secs,
             "total_s": step_secs + train.secs + other_secs,
         },
+        // The process's peak resident memory so far (Linux VmHWM; absent elsewhere).
+        "peak_rss_mib": crate::bench::peak_rss_mib(),
         "eval": eval,
     })
 }
