@@ -285,7 +285,7 @@ fn signed_percent(x: f64) -> String {
 }
 
 /// 4 decimals, or 2 significant digits below 0.0001.
-fn p_value(p: f64) -> String {
+pub fn p_value(p: f64) -> String {
     if p >= 1e-4 || p == 0.0 {
         format!("{p:.4}")
     } else {

@@ -346,7 +346,9 @@ fn probe_section(run_dir: &Path, against: Option<&Path>) -> Result<String> {
 /// Lenient and strict rows: accuracy A -> B, the difference, the discordant counts, McNemar's
 /// exact p-value and the paired bootstrap 95% interval.
 fn paired_lines(a: &ProbeScore, b: &ProbeScore) -> String {
-    use azr_eval::compare::{mcnemar_exact, paired_bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED};
+    use azr_eval::compare::{
+        mcnemar_exact, p_value, paired_bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED,
+    };
     let mut out = String::new();
     for (name, x, y) in [
         ("lenient", &a.lenient_correct, &b.lenient_correct),
@@ -359,11 +361,11 @@ fn paired_lines(a: &ProbeScore, b: &ProbeScore) -> String {
         let (lo, hi) = paired_bootstrap(x, y, DEFAULT_RESAMPLES, DEFAULT_SEED);
         out += &format!(
             "  {name:<8} {:6.2}% -> {:6.2}%  diff {:+6.2}  (lost {only_a}, gained {only_b})  \
-             McNemar p = {:.4}  95% CI [{:+.2}, {:+.2}]\n",
+             McNemar p = {}  95% CI [{:+.2}, {:+.2}]\n",
             100.0 * acc(x),
             100.0 * acc(y),
             100.0 * (acc(y) - acc(x)),
-            mcnemar_exact(only_a, only_b),
+            p_value(mcnemar_exact(only_a, only_b)),
             100.0 * lo,
             100.0 * hi,
         );
