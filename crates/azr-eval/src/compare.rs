@@ -85,6 +85,48 @@ pub fn paired_bootstrap(a: &[bool], b: &[bool], resamples: usize, seed: u64) -> 
     (at(0.025), at(0.975))
 }
 
+/// Two verdicts per problem on the same problems, compared: what a [`PairedRow`] holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    pub n: usize,
+    pub pass_at_1_a: f64,
+    pub pass_at_1_b: f64,
+    /// pass_at_1_b - pass_at_1_a.
+    pub diff: f64,
+    /// Right in A, wrong in B.
+    pub b: usize,
+    /// Wrong in A, right in B.
+    pub c: usize,
+    /// McNemar's exact two-sided p-value ([`mcnemar_exact`]).
+    pub p_value: f64,
+    /// The paired bootstrap 95% interval of `diff` ([`paired_bootstrap`]).
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// [`Paired`] for the verdicts `a[i]`, `b[i]` on problem i (at least one problem).
+pub fn paired(a: &[bool], b: &[bool], resamples: usize, seed: u64) -> Paired {
+    assert_eq!(a.len(), b.len(), "paired verdicts");
+    let n = a.len();
+    let count = |v: &[bool]| v.iter().filter(|&&x| x).count();
+    let (pass_a, pass_b) = (count(a) as f64 / n as f64, count(b) as f64 / n as f64);
+    let discordant =
+        |x: bool, y: bool| a.iter().zip(b).filter(|&(&p, &q)| p == x && q == y).count();
+    let (only_a, only_b) = (discordant(true, false), discordant(false, true));
+    let (ci_low, ci_high) = paired_bootstrap(a, b, resamples, seed);
+    Paired {
+        n,
+        pass_at_1_a: pass_a,
+        pass_at_1_b: pass_b,
+        diff: pass_b - pass_a,
+        b: only_a,
+        c: only_b,
+        p_value: mcnemar_exact(only_a, only_b),
+        ci_low,
+        ci_high,
+    }
+}
+
 /// Which verdict a row scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -220,29 +262,19 @@ pub fn compare(
         for scoring in Scoring::BOTH {
             let va: Vec<bool> = pairs.iter().map(|(x, _)| scoring.verdict(x)).collect();
             let vb: Vec<bool> = pairs.iter().map(|(_, y)| scoring.verdict(y)).collect();
-            let n = pairs.len();
-            let count = |v: &[bool]| v.iter().filter(|&&x| x).count();
-            let (pass_a, pass_b) = (count(&va) as f64 / n as f64, count(&vb) as f64 / n as f64);
-            let discordant = |x: bool, y: bool| {
-                va.iter()
-                    .zip(&vb)
-                    .filter(|&(&p, &q)| p == x && q == y)
-                    .count()
-            };
-            let (b, c) = (discordant(true, false), discordant(false, true));
-            let (ci_low, ci_high) = paired_bootstrap(&va, &vb, resamples, seed);
+            let p = paired(&va, &vb, resamples, seed);
             rows.push(PairedRow {
                 benchmark: *benchmark,
                 scoring,
-                n,
-                pass_at_1_a: pass_a,
-                pass_at_1_b: pass_b,
-                diff: pass_b - pass_a,
-                b,
-                c,
-                p_value: mcnemar_exact(b, c),
-                ci_low,
-                ci_high,
+                n: p.n,
+                pass_at_1_a: p.pass_at_1_a,
+                pass_at_1_b: p.pass_at_1_b,
+                diff: p.diff,
+                b: p.b,
+                c: p.c,
+                p_value: p.p_value,
+                ci_low: p.ci_low,
+                ci_high: p.ci_high,
             });
         }
     }

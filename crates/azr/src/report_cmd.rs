@@ -346,28 +346,24 @@ fn probe_section(run_dir: &Path, against: Option<&Path>) -> Result<String> {
 /// Lenient and strict rows: accuracy A -> B, the difference, the discordant counts, McNemar's
 /// exact p-value and the paired bootstrap 95% interval.
 fn paired_lines(a: &ProbeScore, b: &ProbeScore) -> String {
-    use azr_eval::compare::{
-        mcnemar_exact, p_value, paired_bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED,
-    };
+    use azr_eval::compare::{p_value, paired, DEFAULT_RESAMPLES, DEFAULT_SEED};
     let mut out = String::new();
     for (name, x, y) in [
         ("lenient", &a.lenient_correct, &b.lenient_correct),
         ("strict", &a.strict_correct, &b.strict_correct),
     ] {
-        let n = x.len().max(1) as f64;
-        let acc = |v: &[bool]| v.iter().filter(|c| **c).count() as f64 / n;
-        let only_a = x.iter().zip(y).filter(|(p, q)| **p && !**q).count();
-        let only_b = x.iter().zip(y).filter(|(p, q)| !**p && **q).count();
-        let (lo, hi) = paired_bootstrap(x, y, DEFAULT_RESAMPLES, DEFAULT_SEED);
+        let p = paired(x, y, DEFAULT_RESAMPLES, DEFAULT_SEED);
         out += &format!(
-            "  {name:<8} {:6.2}% -> {:6.2}%  diff {:+6.2}  (lost {only_a}, gained {only_b})  \
+            "  {name:<8} {:6.2}% -> {:6.2}%  diff {:+6.2}  (lost {}, gained {})  \
              McNemar p = {}  95% CI [{:+.2}, {:+.2}]\n",
-            100.0 * acc(x),
-            100.0 * acc(y),
-            100.0 * (acc(y) - acc(x)),
-            p_value(mcnemar_exact(only_a, only_b)),
-            100.0 * lo,
-            100.0 * hi,
+            100.0 * p.pass_at_1_a,
+            100.0 * p.pass_at_1_b,
+            100.0 * p.diff,
+            p.b,
+            p.c,
+            p_value(p.p_value),
+            100.0 * p.ci_low,
+            100.0 * p.ci_high,
         );
     }
     out
