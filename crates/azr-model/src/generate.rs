@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::model::{left_pad, KvCache, Model};
+use crate::model::{left_pad, KvCache, Model, Padding};
 use crate::tokenizer::Tokenizer;
 
 /// How to pick tokens.
@@ -137,8 +137,11 @@ pub fn row_seeds(base: u64, n: usize) -> Vec<u64> {
 /// Where the time of one `generate` call went.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct GenerateStats {
-    /// Prompt tokens processed by the prefill (padding excluded).
+    /// Prompt tokens of all rows.
     pub prefill_tokens: usize,
+    /// Prompt positions the model ran (padding excluded): fewer than `prefill_tokens` when rows
+    /// share a prompt or a prefix, whose positions run once.
+    pub prefill_computed: usize,
     pub prefill_secs: f64,
     /// Tokens sampled after the first one of each row (each costs one decode step).
     pub decode_tokens: usize,
@@ -166,14 +169,14 @@ pub fn generate_with_stats(
     params: &SamplingParams,
     seeds: &[u64],
 ) -> Result<(Vec<Generation>, GenerateStats)> {
-    generate_impl(
+    generate_with_options(
         model,
         tokenizer,
         prompts,
         params,
         seeds,
         None,
-        PREFILL_SCORES_BYTES,
+        &GenerateOptions::default(),
     )
 }
 
@@ -187,27 +190,50 @@ pub fn generate_steered(
     seeds: &[u64],
     steer: &dyn Steer,
 ) -> Result<(Vec<Generation>, GenerateStats)> {
-    generate_impl(
+    generate_with_options(
         model,
         Some(tokenizer),
         prompts,
         params,
         seeds,
         Some(steer),
-        PREFILL_SCORES_BYTES,
+        &GenerateOptions::default(),
     )
 }
 
-/// [`generate_with_stats`] with the prefill's attention-score budget as a parameter (tests).
-fn generate_impl(
+/// How the engine does its work; none of it changes what a row samples.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Rows with the same prompt prefill it once, and the distinct prompts prefill their
+    /// longest common prefix once. Off, every row prefills its whole prompt (`azr bench
+    /// rollout` measures the difference).
+    pub share_prefill: bool,
+    /// The attention scores one prefill forward may hold, in bytes (longer prompts prefill in
+    /// chunks).
+    pub prefill_bytes: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            share_prefill: true,
+            prefill_bytes: PREFILL_SCORES_BYTES,
+        }
+    }
+}
+
+/// [`generate_steered`] (or, without `steer`, [`generate_with_stats`]) with the engine's
+/// options.
+pub fn generate_with_options(
     model: &Model,
     tokenizer: Option<&Tokenizer>,
     prompts: &[Vec<u32>],
     params: &SamplingParams,
     seeds: &[u64],
     steer: Option<&dyn Steer>,
-    prefill_bytes: usize,
+    options: &GenerateOptions,
 ) -> Result<(Vec<Generation>, GenerateStats)> {
+    let prefill_bytes = options.prefill_bytes;
     let mut stats = GenerateStats::default();
     if prompts.is_empty() {
         return Ok((vec![], stats));
@@ -248,15 +274,32 @@ fn generate_impl(
     }
     let device = model.device().clone();
     let pad_id = params.stop_token_ids.first().copied().unwrap_or(0);
-    let (tokens, mut padding) = left_pad(prompts, pad_id, &device)?;
-    let prompt_len = tokens.dim(1)?;
+    // The samples of one prompt share its prefill, and the distinct prompts share the prefill
+    // of their longest common prefix (the chat template's and the task kind's opening words).
+    let (distinct, copy_of) = if options.share_prefill {
+        distinct_prompts(prompts)
+    } else {
+        (prompts.to_vec(), (0..n).collect())
+    };
+    let shared = if options.share_prefill && distinct.len() > 1 {
+        common_prefix(&distinct)
+    } else {
+        0
+    };
+    // Every row keeps at least one position of its own to prefill: its logits start the row.
+    let shared = shared.min(distinct.iter().map(|p| p.len()).min().unwrap_or(1) - 1);
+    // The prefill's layout: the shared prefix, each row's padding, its own tokens. Decoding
+    // then sees the rows left-padded (the cache moves each row's padding to the front).
+    let suffixes: Vec<Vec<u32>> = distinct.iter().map(|p| p[shared..].to_vec()).collect();
+    let (tokens, padding) = left_pad(&suffixes, pad_id, &device)?;
+    let padding = Padding {
+        pad: padding.pad,
+        at: shared,
+    };
+    let prompt_len = shared + tokens.dim(1)?;
     // The last sampled token never needs to go through the model.
-    let mut cache = KvCache::new(
-        model.config(),
-        n,
-        prompt_len + params.max_new_tokens - 1,
-        &device,
-    )?;
+    let capacity = prompt_len + params.max_new_tokens - 1;
+
     let mut rngs: Vec<ChaCha8Rng> = seeds
         .iter()
         .map(|&s| ChaCha8Rng::seed_from_u64(s))
@@ -282,18 +325,43 @@ fn generate_impl(
 
     // Prefill: only the last position's logits are needed.
     let start = Instant::now();
-    let chunk = prefill_chunk(model, n, prompt_len, prefill_bytes);
+    let mut cache = if shared > 0 {
+        let mut prefix = KvCache::new(model.config(), 1, shared, &device)?;
+        let ids = Tensor::new(&distinct[0][..shared], &device)?.unsqueeze(0)?;
+        let chunk = prefill_chunk(model, 1, shared, prefill_bytes);
+        for c0 in (0..shared).step_by(chunk) {
+            let len = chunk.min(shared - c0);
+            model.forward(
+                &ids.narrow(1, c0, len)?,
+                &Padding::left(vec![0]),
+                Some(&mut prefix),
+            )?;
+        }
+        KvCache::broadcast_prefix(&prefix, distinct.len(), capacity)?
+    } else {
+        KvCache::new(model.config(), distinct.len(), capacity, &device)?
+    };
+    let own_len = prompt_len - shared;
+    let chunk = prefill_chunk(model, distinct.len(), prompt_len, prefill_bytes);
     let mut last = None;
-    for c0 in (0..prompt_len).step_by(chunk) {
-        let len = chunk.min(prompt_len - c0);
+    for c0 in (0..own_len).step_by(chunk) {
+        let len = chunk.min(own_len - c0);
         let hidden = model.forward(&tokens.narrow(1, c0, len)?, &padding, Some(&mut cache))?;
         last = Some(hidden.i((.., len - 1, ..))?.contiguous()?);
     }
     let last = last.context("an empty prompt batch")?;
+    cache.move_padding_to_front(shared, &padding.pad)?;
     let mut logits = model.logits_inference(&last)?;
     // Reading the logits waits for the computation (matters on a GPU).
-    let mut rows: Vec<Vec<f32>> = logits.to_vec2()?;
+    let distinct_rows: Vec<Vec<f32>> = logits.to_vec2()?;
+    let mut rows: Vec<Vec<f32>> = copy_of.iter().map(|&j| distinct_rows[j].clone()).collect();
+    let mut padding = Padding::left(copy_of.iter().map(|&j| padding.pad[j]).collect());
+    if distinct.len() < n {
+        let idx: Vec<u32> = copy_of.iter().map(|&j| j as u32).collect();
+        cache.select_rows(&idx)?;
+    }
     stats.prefill_tokens = prompts.iter().map(Vec::len).sum();
+    stats.prefill_computed = shared + suffixes.iter().map(Vec::len).sum::<usize>();
     stats.prefill_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
     // `live[r]`: the output row that cache row `r` decodes. Finished rows leave the batch once
@@ -418,7 +486,7 @@ fn generate_impl(
             let keep: Vec<u32> = (0..live.len() as u32)
                 .filter(|&r| !done[live[r as usize]])
                 .collect();
-            cache.retain_rows(&keep)?;
+            cache.select_rows(&keep)?;
             padding.pad = keep.iter().map(|&r| padding.pad[r as usize]).collect();
             next = keep.iter().map(|&r| next[r as usize]).collect();
             live = keep.iter().map(|&r| live[r as usize]).collect();
@@ -431,6 +499,32 @@ fn generate_impl(
     stats.decode_secs = start.elapsed().as_secs_f64();
     stats.decode_tokens = out.iter().map(|g| g.tokens.len().saturating_sub(1)).sum();
     Ok((out, stats))
+}
+
+/// The distinct prompts in first-seen order, and for each row the index of its prompt there.
+fn distinct_prompts(prompts: &[Vec<u32>]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let mut index: std::collections::HashMap<&[u32], usize> = Default::default();
+    let mut distinct = Vec::new();
+    let copy_of = prompts
+        .iter()
+        .map(|p| {
+            *index.entry(p.as_slice()).or_insert_with(|| {
+                distinct.push(p.clone());
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, copy_of)
+}
+
+/// The length of the longest prefix that every prompt starts with.
+fn common_prefix(prompts: &[Vec<u32>]) -> usize {
+    let Some((first, rest)) = prompts.split_first() else {
+        return 0;
+    };
+    rest.iter().fold(first.len(), |n, p| {
+        first[..n].iter().zip(p).take_while(|(a, b)| a == b).count()
+    })
 }
 
 /// The first of the row's stop strings in the text sampled since its last appended text.
@@ -576,7 +670,13 @@ mod tests {
         assert_eq!(prefill_chunk(&lm.model, 2, 150, 0), 64);
         let params = SamplingParams::greedy(16);
         let seeds = row_seeds(3, 2);
-        let run = |budget| generate_impl(&lm.model, None, &prompts, &params, &seeds, None, budget);
+        let run = |prefill_bytes| {
+            let options = GenerateOptions {
+                prefill_bytes,
+                ..GenerateOptions::default()
+            };
+            generate_with_options(&lm.model, None, &prompts, &params, &seeds, None, &options)
+        };
         let (whole, _) = run(usize::MAX).unwrap();
         let (chunked, _) = run(0).unwrap();
         for (w, c) in whole.iter().zip(&chunked) {
@@ -584,6 +684,84 @@ mod tests {
             for (a, b) in w.logprobs.iter().zip(&c.logprobs) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn shared_prompts_and_prefixes_generate_what_unshared_rows_do() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::tiny::write_tiny_model(dir.path(), "qwen2", false, 6, 256).unwrap();
+        let lm = crate::load(dir.path()).unwrap();
+        // A 70-token common prefix (two prefill chunks at the smallest budget), then suffixes:
+        // one row twice, one padded past the prefix, one not padded.
+        let prefix: Vec<u32> = (0..70u32).map(|i| (i * 13 + 1) % 250).collect();
+        let with = |tail: &[u32]| [prefix.as_slice(), tail].concat();
+        let prompts = vec![
+            with(&[7, 8, 9]),
+            with(&[200]),
+            with(&[7, 8, 9]),
+            with(&(0..90u32).map(|i| (i * 7 + 2) % 250).collect::<Vec<_>>()),
+            with(&(0..40u32).map(|i| (i * 5 + 4) % 250).collect::<Vec<_>>()),
+        ];
+        let seeds = row_seeds(5, prompts.len());
+        let sampled = SamplingParams {
+            temperature: 0.9,
+            top_k: 100,
+            ..SamplingParams::greedy(12)
+        };
+        for params in [SamplingParams::greedy(12), sampled] {
+            for budget in [0, usize::MAX] {
+                let options = GenerateOptions {
+                    prefill_bytes: budget,
+                    ..GenerateOptions::default()
+                };
+                let run = |p: &[Vec<u32>], s: &[u64]| {
+                    generate_with_options(&lm.model, None, p, &params, s, None, &options).unwrap()
+                };
+                let (shared, stats) = run(&prompts, &seeds);
+                let all: usize = prompts.iter().map(Vec::len).sum();
+                assert_eq!(stats.prefill_tokens, all);
+                // The duplicate runs not at all, the prefix once: 70 + 3 + 1 + 90 + 40.
+                assert_eq!(stats.prefill_computed, 70 + 3 + 1 + 90 + 40);
+                for (i, p) in prompts.iter().enumerate() {
+                    let (alone, alone_stats) = run(std::slice::from_ref(p), &seeds[i..=i]);
+                    assert_eq!(alone_stats.prefill_computed, p.len());
+                    let what = format!("row {i}, t {}, budget {budget}", params.temperature);
+                    assert_eq!(shared[i].tokens, alone[0].tokens, "{what}");
+                    for (a, b) in shared[i].logprobs.iter().zip(&alone[0].logprobs) {
+                        assert!((a - b).abs() < 1e-4, "{what}: {a} vs {b}");
+                    }
+                }
+                if params.temperature > 0.0 {
+                    // Two samples of one prompt share its prefill, not their seeds.
+                    assert_ne!(shared[0].tokens, shared[2].tokens);
+                }
+            }
+        }
+        // One prompt for every row: prefilled once.
+        let same = vec![prompts[1].clone(); 3];
+        let run = |share_prefill| {
+            let options = GenerateOptions {
+                share_prefill,
+                ..GenerateOptions::default()
+            };
+            let greedy = SamplingParams::greedy(4);
+            generate_with_options(
+                &lm.model,
+                None,
+                &same,
+                &greedy,
+                &row_seeds(1, 3),
+                None,
+                &options,
+            )
+            .unwrap()
+        };
+        let ((shared, stats), (unshared, unshared_stats)) = (run(true), run(false));
+        assert_eq!(stats.prefill_computed, prompts[1].len());
+        assert_eq!(unshared_stats.prefill_computed, 3 * prompts[1].len());
+        for (a, b) in shared.iter().zip(&unshared) {
+            assert_eq!(a.tokens, b.tokens);
         }
     }
 }

@@ -41,8 +41,8 @@ pub use fetch::{
     cache_dir, fetch, known_model, resolve_model, FetchError, DEFAULT_MODEL, KNOWN_MODELS,
 };
 pub use generate::{
-    generate, generate_steered, generate_with_stats, row_seeds, FinishReason, GenerateStats,
-    Generation, Phase, SamplingParams, Steer,
+    generate, generate_steered, generate_with_options, generate_with_stats, row_seeds,
+    FinishReason, GenerateOptions, GenerateStats, Generation, Phase, SamplingParams, Steer,
 };
 pub use lora::{LoraConfig, LoraTargets};
 pub use model::{ForwardCtx, KvCache, Model, Padding};

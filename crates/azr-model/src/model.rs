@@ -10,10 +10,11 @@
 //!   faster, a fused CPU kernel for one-token decode attention (`decode_attention.rs`), and the
 //!   optional quantized weight copies of [`Model::quantize_for_inference`].
 //!
-//! Batches are left-padded: row `b` has `pad[b]` padding slots before its tokens. Padding is
+//! Batches are left-padded: row `b` has `pad[b]` padding slots before its tokens (or, while
+//! generation prefills prompts that share a prefix, after that prefix: [`Padding`]). Padding is
 //! excluded by an additive mask of -1e9 (finite on purpose: a fully masked row, as padding
-//! query rows are, must give a uniform softmax, not NaN), and positions count from the first
-//! real token of each row, so a padded row computes exactly what it would alone.
+//! query rows are, must give a uniform softmax, not NaN), and positions skip the padding, so a
+//! padded row computes exactly what it would alone.
 
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -247,12 +248,88 @@ impl KvCache {
         self.batch
     }
 
-    /// Keeps only the batch rows `rows` (in this order): finished rows leave the batch, so
-    /// the decode steps after them cost what the live rows cost.
-    pub fn retain_rows(&mut self, rows: &[u32]) -> Result<()> {
+    /// A cache of `rows` rows that all start with the positions `prefix` (one row) holds: a
+    /// prompt prefix the rows share, computed once.
+    pub fn broadcast_prefix(prefix: &KvCache, rows: usize, capacity: usize) -> Result<Self> {
+        let shared = prefix.len;
+        if prefix.batch != 1 {
+            bail!(
+                "a shared prefix must be cached for one row, not {}",
+                prefix.batch
+            );
+        }
+        if shared > capacity {
+            bail!("a prefix of {shared} positions does not fit a cache of {capacity}");
+        }
+        let widen = |t: &Tensor| -> Result<Tensor> {
+            let (_, h, _, d) = t.dims4()?;
+            let mut row = t.narrow(2, 0, shared)?;
+            if capacity > shared {
+                let rest = Tensor::zeros((1, h, capacity - shared, d), t.dtype(), t.device())?;
+                row = Tensor::cat(&[row, rest], 2)?;
+            }
+            Ok(Tensor::cat(&vec![row; rows], 0)?)
+        };
+        let layers = prefix
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((widen(k)?, widen(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            len: shared,
+            capacity,
+            batch: rows,
+        })
+    }
+
+    /// Moves row `b`'s `pad[b]` padding slots from slot `at` to the front, so that a batch
+    /// prefilled with its padding after a shared prefix decodes as a left-padded one.
+    pub fn move_padding_to_front(&mut self, at: usize, pad: &[usize]) -> Result<()> {
+        if pad.len() != self.batch {
+            bail!("{} paddings for {} cached rows", pad.len(), self.batch);
+        }
+        if pad.iter().all(|&p| p == 0) {
+            return Ok(());
+        }
+        if pad.iter().any(|&p| at + p > self.len) {
+            bail!("padding beyond the {} cached positions", self.len);
+        }
+        let cap = self.capacity;
+        let shift = |t: &Tensor| -> Result<Tensor> {
+            let (_, h, _, d) = t.dims4()?;
+            let rows = pad
+                .iter()
+                .enumerate()
+                .map(|(b, &p)| {
+                    let row = t.narrow(0, b, 1)?;
+                    if p == 0 {
+                        return Ok(row);
+                    }
+                    let mut parts = vec![Tensor::zeros((1, h, p, d), t.dtype(), t.device())?];
+                    if at > 0 {
+                        parts.push(row.narrow(2, 0, at)?);
+                    }
+                    parts.push(row.narrow(2, at + p, cap - at - p)?);
+                    Ok(Tensor::cat(&parts, 2)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&rows, 0)?)
+        };
+        for (k, v) in &mut self.layers {
+            *k = shift(k)?;
+            *v = shift(v)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the batch rows `rows`, in this order; a row may be listed more than once. Finished
+    /// rows leave the batch (so the decode steps after them cost what the live rows cost), and
+    /// the samples of one prompt start as copies of its one prefilled row.
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<()> {
         if rows.iter().any(|&r| r as usize >= self.batch) {
             bail!(
-                "retain_rows: a row index is outside the {} cached rows",
+                "select_rows: a row index is outside the {} cached rows",
                 self.batch
             );
         }
@@ -340,11 +417,36 @@ pub struct Model {
     device: Device,
 }
 
-/// Per-row layout of a left-padded batch, used to build positions and masks.
+/// Per-row layout of a padded batch, used to build positions and masks: row `b`'s padding is
+/// the `pad[b]` slots from slot `at` on. `at = 0` is left padding; generation prefills prompts
+/// that share their first `at` tokens with the padding after that shared prefix.
 #[derive(Clone, Debug)]
 pub struct Padding {
-    /// Padding slots before the first real token of each row.
+    /// Padding slots of each row.
     pub pad: Vec<usize>,
+    /// The slot where every row's padding starts.
+    pub at: usize,
+}
+
+impl Padding {
+    /// Left padding: `pad[b]` slots before the first token of row `b`.
+    pub fn left(pad: Vec<usize>) -> Self {
+        Self { pad, at: 0 }
+    }
+
+    /// Whether slot `s` of row `b` is padding.
+    fn is_pad(&self, b: usize, s: usize) -> bool {
+        (self.at..self.at + self.pad[b]).contains(&s)
+    }
+
+    /// The position (RoPE index) of row `b`'s token at slot `s` (not padding).
+    fn position(&self, b: usize, s: usize) -> usize {
+        if s < self.at {
+            s
+        } else {
+            s.saturating_sub(self.pad[b])
+        }
+    }
 }
 
 /// What every layer of one forward chunk shares (see [`Model::forward_ctx`]).
@@ -354,6 +456,7 @@ pub struct ForwardCtx {
     sin: Tensor,
     mask: Tensor,
     pad: Vec<usize>,
+    at: usize,
 }
 
 impl ForwardCtx {
@@ -362,9 +465,14 @@ impl ForwardCtx {
         (&self.cos, &self.sin)
     }
 
-    /// Each row's left padding.
+    /// Each row's padding.
     pub fn pad(&self) -> &[usize] {
         &self.pad
+    }
+
+    /// The slot where the padding starts (0: left padding).
+    pub fn pad_at(&self) -> usize {
+        self.at
     }
 }
 
@@ -546,13 +654,13 @@ impl Model {
         Ok(m)
     }
 
-    /// Positions `(B, T)` (u32) for a left-padded chunk of `t` tokens starting at slot `past`.
+    /// Positions `(B, T)` (u32) for a padded chunk of `t` tokens starting at slot `past`.
     pub fn positions(&self, padding: &Padding, past: usize, t: usize) -> Result<Tensor> {
         let b = padding.pad.len();
         let mut pos = Vec::with_capacity(b * t);
-        for &pad in &padding.pad {
+        for row in 0..b {
             for i in 0..t {
-                pos.push((past + i).saturating_sub(pad) as u32);
+                pos.push(padding.position(row, past + i) as u32);
             }
         }
         let max = pos.iter().copied().max().unwrap_or(0) as usize;
@@ -566,16 +674,18 @@ impl Model {
     }
 
     /// The additive mask `(B, T, past + T)` for a chunk of `t` queries at slots `past..past+t`:
-    /// key `s` is visible to query `past + i` when `pad[b] <= s <= past + i`.
+    /// key `s` is visible to query `past + i` when `s <= past + i` and `s` is not padding.
     pub fn mask(&self, padding: &Padding, past: usize, t: usize) -> Result<Tensor> {
         let b = padding.pad.len();
         let s = past + t;
         let mut m = vec![MASK_VALUE; b * t * s];
-        for (row, &pad) in padding.pad.iter().enumerate() {
+        for row in 0..b {
             for i in 0..t {
                 let base = (row * t + i) * s;
-                for key in pad..=(past + i).min(s - 1) {
-                    m[base + key] = 0.0;
+                for key in 0..=(past + i).min(s - 1) {
+                    if !padding.is_pad(row, key) {
+                        m[base + key] = 0.0;
+                    }
                 }
             }
         }
@@ -631,6 +741,7 @@ impl Model {
             sin,
             mask,
             pad: padding.pad.clone(),
+            at: padding.at,
         })
     }
 
@@ -662,7 +773,7 @@ impl Model {
             &h,
             (&ctx.cos, &ctx.sin),
             &ctx.mask,
-            &ctx.pad,
+            (&ctx.pad, ctx.at),
             cache,
             fast,
         )?;
@@ -709,7 +820,7 @@ impl Model {
         x: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         mask: &Tensor,
-        pad: &[usize],
+        (pad, pad_at): (&[usize], usize),
         cache: Option<&mut KvCache>,
         fast: bool,
     ) -> Result<Tensor> {
@@ -735,7 +846,9 @@ impl Model {
             _ => (q, k),
         };
         // The training path (CPU, no cache) uses fused ops with a hand-written backward.
-        let fused = !fast && cache.is_none() && self.device.is_cpu();
+        // Its softmax and the decode kernel below know left padding only.
+        let left_padded = pad_at == 0;
+        let fused = !fast && cache.is_none() && self.device.is_cpu() && left_padded;
         let (q, k) = if fused {
             (
                 crate::train::ops::rope(&q, cos, sin)?,
@@ -752,7 +865,7 @@ impl Model {
             Some(c) => c.append(layer, &k, &v)?,
             None => (k, v.contiguous()?),
         };
-        if fast && t == 1 && self.device.is_cpu() {
+        if fast && t == 1 && self.device.is_cpu() && left_padded {
             // Decoding one token per row: one fused CPU kernel instead of B x Hkv tiny gemms.
             let q = q.contiguous()?.reshape((b, nkv, groups, dh))?;
             let op = DecodeAttention {
@@ -865,6 +978,6 @@ pub fn left_pad(rows: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<(Tens
     }
     Ok((
         Tensor::from_vec(flat, (rows.len(), t), device)?,
-        Padding { pad },
+        Padding::left(pad),
     ))
 }

@@ -374,6 +374,52 @@ fn eval_every_step_is_logged() {
     assert!((0.0..=1.0).contains(&strict) && strict <= lenient);
 }
 
+/// `azr bench rollout` replays a recorded step with and without shared prefills.
+#[test]
+fn bench_rollout_replays_a_recorded_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let run = dir.path().join("run");
+    let mut args = tiny_args(&model);
+    args.extend(["--set".into(), "run.steps=1".into()]);
+    ok(azr()
+        .args(["--quiet", "train", "--out"])
+        .arg(&run)
+        .args(&args)
+        .output()
+        .unwrap());
+    let samples = run.join("samples/step-000001.jsonl");
+    let recorded = std::fs::read_to_string(&samples).unwrap().lines().count();
+    let out = ok(azr()
+        .args(["bench", "rollout"])
+        .arg(&samples)
+        .output()
+        .unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The prompt positions each setting ran: sharing runs fewer (the 6 prompts open alike).
+    let ran = |name: &str| -> usize {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} ")))
+            .unwrap_or_else(|| panic!("no {name} row in:\n{stdout}"));
+        line.split('|').nth(2).unwrap().trim().parse().unwrap()
+    };
+    assert!(ran("shared") < ran("unshared (anchor)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("of {recorded} rollouts identical")),
+        "{stdout}"
+    );
+    // Not a samples file: one clear line.
+    let out = azr()
+        .args(["bench", "rollout"])
+        .arg(run.join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not JSON"), "{stderr}");
+}
+
 #[test]
 fn clear_errors_for_bad_config_and_existing_runs() {
     let out = azr()

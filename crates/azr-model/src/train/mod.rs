@@ -860,6 +860,9 @@ struct HandCtx {
 impl HandCtx {
     fn new(model: &Model, ctx: &crate::model::ForwardCtx, b: usize, t: usize) -> Result<Self> {
         let cfg = model.config();
+        if ctx.pad_at() != 0 {
+            bail!("the trainer's blocks take left-padded batches only");
+        }
         let (cos, sin) = ctx.rope_tables();
         Ok(Self {
             dims: block::Dims {

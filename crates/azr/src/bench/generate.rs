@@ -2,7 +2,8 @@
 //! sizes, with the peak RSS of each.
 //!
 //! Every row gets the same chat prompt and decodes exactly `--new-tokens` tokens (EOS is not a
-//! stop here, so all batch sizes do the same work per row). Decode tok/s counts generated tokens
+//! stop here, so all batch sizes do the same work per row). The rows do not share their prefill
+//! here, so that it measures the batched forward; `azr bench rollout` measures the sharing. Decode tok/s counts generated tokens
 //! of all rows per second of decode steps (forward + sampling).
 //!
 //! Rows: our engine with f32 weights and with Q8_0 inference copies (`--weights`), the same f32
@@ -16,7 +17,8 @@
 
 use anyhow::{Context, Result};
 use azr_model::{
-    generate_with_stats, load, resolve_model, row_seeds, ChatMessage, SamplingParams, DEFAULT_MODEL,
+    generate_with_options, generate_with_stats, load, resolve_model, row_seeds, ChatMessage,
+    GenerateOptions, SamplingParams, DEFAULT_MODEL,
 };
 use clap::Args;
 
@@ -262,8 +264,13 @@ pub fn run(args: &GenerateBenchArgs) -> Result<()> {
         for &b in &args.batch {
             reset_peak_rss();
             let prompts = vec![prompt.clone(); b];
+            let unshared = GenerateOptions {
+                share_prefill: false,
+                ..GenerateOptions::default()
+            };
+            let seeds = row_seeds(0, b);
             let (_, stats) =
-                generate_with_stats(&lm.model, None, &prompts, &params, &row_seeds(0, b))?;
+                generate_with_options(&lm.model, None, &prompts, &params, &seeds, None, &unshared)?;
             let row = vec![
                 format!("azr {weights}"),
                 b.to_string(),

@@ -2,6 +2,7 @@
 
 mod exec;
 mod generate;
+mod rollout;
 mod train;
 
 use anyhow::Result;
@@ -14,6 +15,9 @@ pub enum BenchCommand {
     Exec(exec::ExecBenchArgs),
     /// Batched generation: prefill and decode tokens/s at several batch sizes, peak RSS.
     Generate(generate::GenerateBenchArgs),
+    /// One recorded self-play step's rollouts replayed (its prompts, its response lengths):
+    /// rollouts per hour with shared prefills, against the same engine without them.
+    Rollout(rollout::RolloutBenchArgs),
     /// One policy-gradient update: tokens/s and peak RSS at several batch shapes, with a
     /// PyTorch anchor on the same model and batch.
     Train(train::TrainBenchArgs),
@@ -23,6 +27,7 @@ pub fn run(which: BenchCommand) -> Result<()> {
     match which {
         BenchCommand::Exec(args) => exec::run(&args),
         BenchCommand::Generate(args) => generate::run(&args),
+        BenchCommand::Rollout(args) => rollout::run(&args),
         BenchCommand::Train(args) => train::run(&args),
     }
 }
