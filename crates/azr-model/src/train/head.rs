@@ -1,20 +1,20 @@
-//! The LM head, log-softmax, entropy and the per-token PPO loss, with their backward written by
-//! hand and chunked over tokens: full-vocabulary logits exist for at most `chunk` tokens at a
+//! The LM head, log-softmax and entropy around the per-token objective (`objective.rs`), with
+//! their backward written by hand and chunked over tokens: full-vocabulary logits exist for at most `chunk` tokens at a
 //! time and never enter candle's graph (at 8 x 256 tokens and a 49k vocabulary one f32 copy of
 //! all logits is 400 MB, and autograd would keep several).
 //!
 //! For a token with logits `z`, `p = softmax(z)`, target `t`, advantage `A`, and
 //! `rho = exp(logp_t - old_logp_t)`:
-//! - loss `max(-A rho, -A clip(rho, 1 - eps_low, 1 + eps_high)) - c H(p)`, scaled by `1 / total`;
-//! - `d/dz_i log p_t = [i == t] - p_i`, and `d/dz_i H = -p_i (log p_i + H)`;
-//! - the clipped branch is constant in `z`, so a token whose clipped term is the max has no
-//!   policy gradient (PPO's trust region).
+//! - loss `objective(log p_t) - c H(p)`, scaled by `1 / total`, where the objective is PPO's
+//!   clipped surrogate (`objective.rs`, which also gives `d objective / d log p_t`);
+//! - `d/dz_i log p_t = [i == t] - p_i`, and `d/dz_i H = -p_i (log p_i + H)`.
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Layout, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::kernels::{matmul, Mat};
+use super::objective::clipped_surrogate;
 
 /// Per-token loss settings.
 #[derive(Clone, Copy, Debug)]
@@ -165,18 +165,16 @@ fn token_row(
     let entropy = log_sum - ez / sum;
     let logprob = zt as f64 - log_sum;
     let old = if old.is_nan() { logprob } else { old as f64 };
-    let adv = adv as f64;
-    let ratio = (logprob - old).exp();
-    let clipped_ratio = ratio.clamp(1.0 - loss.clip_low as f64, 1.0 + loss.clip_high as f64);
-    let (unclipped, clipped) = (-adv * ratio, -adv * clipped_ratio);
-    let is_clipped = clipped > unclipped;
+    let objective = clipped_surrogate(
+        logprob,
+        old,
+        adv as f64,
+        loss.clip_low as f64,
+        loss.clip_high as f64,
+    );
     let scale = loss.scale as f64;
     let coef = loss.entropy_coef as f64;
-    let g_lp = if is_clipped {
-        0.0
-    } else {
-        -adv * ratio * scale
-    };
+    let g_lp = objective.grad * scale;
     let g_ent = -coef * scale;
     let inv_sum = 1.0 / sum;
     if g_ent == 0.0 {
@@ -196,11 +194,11 @@ fn token_row(
     }
     z[target] += g_lp as f32;
     Ok(TokenStat {
-        loss: (unclipped.max(clipped) - coef * entropy) * scale,
+        loss: (objective.loss - coef * entropy) * scale,
         entropy,
         logprob,
-        clipped: is_clipped,
-        kl: (ratio - 1.0) - (logprob - old),
+        clipped: objective.clipped,
+        kl: (objective.ratio - 1.0) - (logprob - old),
     })
 }
 

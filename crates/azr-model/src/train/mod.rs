@@ -30,6 +30,7 @@ pub mod adamw;
 mod block;
 mod head;
 mod kernels;
+mod objective;
 pub mod ops;
 
 use std::collections::HashMap;
