@@ -253,6 +253,9 @@ fn check(c: &RunConfig) -> Result<()> {
     if c.executor.timeout_ms == 0 || c.executor.memory_mb == 0 {
         bail!("executor.timeout_ms and executor.memory_mb must be positive");
     }
+    // Parsed now, not at the first evaluation: a typo must not surface hours into a run.
+    azr_eval::BenchmarkId::parse_list(&c.eval.bench)
+        .map_err(|e| anyhow::anyhow!("eval.bench: {e}"))?;
     let w = &c.warmup;
     if w.enabled && (w.rounds == 0 || w.batch == 0 || w.rows == 0) {
         bail!("warmup.rounds, warmup.batch and warmup.rows must be at least 1 when the warm-up is enabled");
@@ -354,6 +357,8 @@ mod tests {
         assert!(format!("{err:#}").contains("invalid"), "{err:#}");
         let err = resolve("cpu", None, &["step.batch=0".into()]).unwrap_err();
         assert!(err.to_string().contains("step.batch"), "{err}");
+        let err = resolve("cpu", None, &["eval.bench=cruxeval-0".into()]).unwrap_err();
+        assert!(err.to_string().contains("eval.bench"), "{err}");
         assert!(resolve("gpu-please", None, &[]).is_err());
     }
 
