@@ -374,6 +374,29 @@ fn eval_every_step_is_logged() {
     assert!((0.0..=1.0).contains(&strict) && strict <= lenient);
 }
 
+/// A no-update control (learning rate 0) samples and scores like any run but skips the update.
+#[test]
+fn a_learning_rate_of_0_skips_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let run = dir.path().join("run");
+    let mut args = tiny_args(&model);
+    args.extend(["--set".into(), "run.steps=1".into()]);
+    args.extend(["--set".into(), "optim.optimizer.lr=0".into()]);
+    let out = ok(azr()
+        .args(["train", "--out"])
+        .arg(&run)
+        .args(&args)
+        .output()
+        .unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no update: learning rate 0"), "{stderr}");
+    let line = &metrics(&run)[0];
+    assert!(line["train"]["entropy"].is_null(), "{line}");
+    assert_eq!(line["train"]["lr"].as_f64(), Some(0.0));
+    assert!(line["groups"].as_object().is_some_and(|g| g.len() == 6));
+}
+
 /// `azr bench rollout` replays a recorded step with and without shared prefills.
 #[test]
 fn bench_rollout_replays_a_recorded_step() {

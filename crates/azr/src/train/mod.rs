@@ -400,8 +400,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
 
         // No token with a non-zero advantage (and no entropy bonus): nothing to learn, and
         // AdamW's moments would still move the weights on a zero gradient. Skip the update (the
-        // log line says so).
-        let learns = out.metrics.nonzero_advantage_fraction > 0.0 || cfg.optim.entropy_coef != 0.0;
+        // log line says so). A learning rate of 0 (a no-update control run) skips it too: the
+        // update would change nothing, and it is about half of a step's time.
+        let learns = cfg.optim.optimizer.lr > 0.0
+            && (out.metrics.nonzero_advantage_fraction > 0.0 || cfg.optim.entropy_coef != 0.0);
         let train = if learns {
             bar.set_message(format!("step {step}: training"));
             let rows = train_rows(&out)?;
@@ -707,6 +709,7 @@ fn log_step(line: &serde_json::Value) {
             f("/train/loss"),
             f("/train/grad_norm")
         ),
+        None if f("/train/lr") == 0.0 => "no update: learning rate 0 (a control run)".to_string(),
         None => "no update: zero gradient (every advantage is 0)".to_string(),
     };
     let groups = line["groups"].as_object();

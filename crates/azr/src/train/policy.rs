@@ -256,7 +256,7 @@ impl GreedyEval<'_> {
                 }
                 _ => {
                     let params = SamplingParams {
-                        stop_strings: vec!["</answer>".into()],
+                        stop_strings: vec![azr_core::parse::ANSWER_CLOSE.into()],
                         ..self.params()
                     };
                     let gens = azr_model::generate(
