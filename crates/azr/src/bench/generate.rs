@@ -76,7 +76,7 @@ print(json.dumps({"prompt_tokens": len(toks), "prefill_s": prefill, "decode_s": 
 "#;
 
 /// An interpreter with `llama_cpp`, installing it into the private venv when missing.
-fn llama_cpp_python() -> Result<std::path::PathBuf> {
+pub(super) fn llama_cpp_python() -> Result<std::path::PathBuf> {
     use std::process::Command;
     if let Some(p) = std::env::var_os("AZR_LLAMA_CPP_PYTHON").filter(|p| !p.is_empty()) {
         return Ok(p.into());

@@ -7,7 +7,11 @@
 //! setting replays the same rows with the same seeds:
 //! - `shared`: rows with the same prompt prefill it once, and each batch prefills its prompts'
 //!   common prefix once (what `azr train` runs);
-//! - `unshared`: every row prefills its whole prompt (the engine before the sharing; the anchor).
+//! - `unshared`: every row prefills its whole prompt (the engine before the sharing);
+//! - `llama.cpp` (the anchor, when the model is a GGUF): llama.cpp through llama-cpp-python,
+//!   the same rows one at a time (its Python binding has no parallel slots) with the same
+//!   number of threads, each generating its recorded length at temperature 1 (`--no-anchor`
+//!   skips it; its venv is `azr bench generate`'s).
 //!
 //! The learnability samples (n per valid proposal) are not recorded, so a real step generates
 //! more rows than the replay, and those rows share their prompt four by four.
@@ -34,6 +38,92 @@ pub struct RolloutBenchArgs {
     /// Rows per generation batch (default: the run's `sampling.batch`).
     #[arg(long)]
     batch: Option<usize>,
+    /// Skip the llama.cpp anchor (and its one-time install).
+    #[arg(long)]
+    no_anchor: bool,
+}
+
+/// llama.cpp on the same rows, one at a time: prefill, then exactly the recorded number of
+/// tokens (temperature 1, no truncation, EOS not a stop). Prints one JSON object.
+const LLAMA_CPP_SCRIPT: &str = r#"
+import json, sys, time
+from llama_cpp import Llama
+path, rows_file, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = json.load(open(rows_file))
+llm = Llama(model_path=path, n_ctx=4096, n_threads=threads, n_threads_batch=threads,
+            verbose=False, seed=0)
+prefill = decode = 0.0
+prompt_tokens = generated = 0
+t0 = time.perf_counter()
+for prompt, n in rows:
+    toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    llm.reset()
+    gen = llm.generate(toks, temp=1.0, top_k=0, top_p=1.0, min_p=0.0, reset=True)
+    a = time.perf_counter(); next(gen); b = time.perf_counter()
+    got = 1
+    while got < n:
+        next(gen); got += 1
+    c = time.perf_counter()
+    prefill += b - a; decode += c - b
+    prompt_tokens += len(toks); generated += got
+total = time.perf_counter() - t0
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(json.dumps({"prompt_tokens": prompt_tokens, "prefill_s": prefill, "decode_s": decode,
+                  "total_s": total, "generated": generated, "peak_rss_mib": int(hwm) / 1024}))
+"#;
+
+/// The anchor's row, or a row saying why it is missing.
+fn llama_cpp_row(gguf: &Path, recorded: &[Recorded], lengths: &[usize]) -> Vec<String> {
+    let measured = || -> Result<Vec<String>> {
+        let python = super::generate::llama_cpp_python()?;
+        let rows: Vec<(&str, usize)> = recorded
+            .iter()
+            .zip(lengths)
+            .map(|(r, &n)| (r.prompt.as_str(), n))
+            .collect();
+        let file = std::env::temp_dir().join(format!("azr-rollout-{}.json", std::process::id()));
+        std::fs::write(&file, serde_json::to_vec(&rows)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+        let threads = candle_core::utils::get_num_threads();
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(LLAMA_CPP_SCRIPT)
+            .arg(gguf)
+            .arg(&file)
+            .arg(threads.to_string())
+            .output()
+            .context("running the llama.cpp anchor");
+        let _ = std::fs::remove_file(&file);
+        let out = out?;
+        anyhow::ensure!(
+            out.status.success(),
+            "the llama.cpp anchor failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("reading the llama.cpp anchor's result")?;
+        let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        Ok(vec![
+            "llama.cpp, one at a time (anchor)".into(),
+            format!("{:.0}", f("prompt_tokens")),
+            format!("{:.1}", f("prefill_s")),
+            format!("{:.1}", f("decode_s")),
+            format!("{:.1}", f("total_s")),
+            format!("{:.0}", recorded.len() as f64 * 3600.0 / f("total_s")),
+            format!("{:.1}", f("generated") / f("total_s")),
+            format!("{:.0}", f("peak_rss_mib")),
+        ])
+    };
+    measured().unwrap_or_else(|e| {
+        eprintln!("llama.cpp anchor: {e:#}");
+        let mut row = vec!["llama.cpp, one at a time (anchor)".to_string()];
+        row.extend(std::iter::repeat_n("failed".to_string(), 7));
+        row
+    })
 }
 
 /// One recorded rollout: its prompt and how many tokens it generated.
@@ -200,9 +290,9 @@ pub fn run(args: &RolloutBenchArgs) -> Result<()> {
         outputs.push(tokens);
         let row = vec![
             if share_prefill {
-                "shared"
+                "azr, shared prefill"
             } else {
-                "unshared (anchor)"
+                "azr, unshared prefill"
             }
             .to_string(),
             computed.to_string(),
@@ -213,6 +303,12 @@ pub fn run(args: &RolloutBenchArgs) -> Result<()> {
             format!("{:.1}", generated as f64 / secs),
             peak_rss_mib().map_or("?".into(), |m| format!("{m:.0}")),
         ];
+        eprintln!("{}", row.join("  "));
+        rows.push(row);
+    }
+    let is_gguf = path.extension().is_some_and(|e| e == "gguf");
+    if !args.no_anchor && is_gguf {
+        let row = llama_cpp_row(&path, &recorded, &lengths);
         eprintln!("{}", row.join("  "));
         rows.push(row);
     }
@@ -232,7 +328,7 @@ pub fn run(args: &RolloutBenchArgs) -> Result<()> {
         "{}",
         table(
             &[
-                "prefill",
+                "engine",
                 "prompt tokens run",
                 "prefill s",
                 "decode s",
