@@ -76,7 +76,7 @@ print(json.dumps({"prompt_tokens": len(toks), "prefill_s": prefill, "decode_s": 
 "#;
 
 /// An interpreter with `llama_cpp`, installing it into the private venv when missing.
-pub(super) fn llama_cpp_python() -> Result<std::path::PathBuf> {
+fn llama_cpp_python() -> Result<std::path::PathBuf> {
     use std::process::Command;
     if let Some(p) = std::env::var_os("AZR_LLAMA_CPP_PYTHON").filter(|p| !p.is_empty()) {
         return Ok(p.into());
@@ -174,31 +174,41 @@ fn llama_cpp_cmake_args() -> String {
     args.join(" ")
 }
 
+/// Runs a llama.cpp anchor script (in the anchor's venv, installed when missing) with `args`;
+/// returns the one JSON object it prints.
+pub(super) fn run_llama_cpp(script: &str, args: &[&std::ffi::OsStr]) -> Result<serde_json::Value> {
+    let python = llama_cpp_python()?;
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .context("running the llama.cpp anchor")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the llama.cpp anchor failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    serde_json::from_slice(&out.stdout).context("reading the llama.cpp anchor's result")
+}
+
 /// The anchor row, or a row saying why it is missing.
 fn llama_cpp_row(path: &std::path::Path, prompt: &str, n_new: usize) -> Vec<String> {
     let measured = || -> Result<Vec<String>> {
-        let python = llama_cpp_python()?;
         let threads = candle_core::utils::get_num_threads();
-        let out = std::process::Command::new(&python)
-            .arg("-c")
-            .arg(LLAMA_CPP_SCRIPT)
-            .arg(path)
-            .arg(prompt)
-            .arg(n_new.to_string())
-            .arg(threads.to_string())
-            .output()
-            .context("running the llama.cpp anchor")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "the llama.cpp anchor failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("reading the llama.cpp anchor's result")?;
+        let v = run_llama_cpp(
+            LLAMA_CPP_SCRIPT,
+            &[
+                path.as_os_str(),
+                prompt.as_ref(),
+                n_new.to_string().as_ref(),
+                threads.to_string().as_ref(),
+            ],
+        )?;
         let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         Ok(vec![
             "llama.cpp (anchor)".into(),

@@ -75,7 +75,6 @@ print(json.dumps({"prompt_tokens": prompt_tokens, "prefill_s": prefill, "decode_
 /// The anchor's row, or a row saying why it is missing.
 fn llama_cpp_row(gguf: &Path, recorded: &[Recorded], lengths: &[usize]) -> Vec<String> {
     let measured = || -> Result<Vec<String>> {
-        let python = super::generate::llama_cpp_python()?;
         let rows: Vec<(&str, usize)> = recorded
             .iter()
             .zip(lengths)
@@ -85,27 +84,16 @@ fn llama_cpp_row(gguf: &Path, recorded: &[Recorded], lengths: &[usize]) -> Vec<S
         std::fs::write(&file, serde_json::to_vec(&rows)?)
             .with_context(|| format!("writing {}", file.display()))?;
         let threads = candle_core::utils::get_num_threads();
-        let out = std::process::Command::new(&python)
-            .arg("-c")
-            .arg(LLAMA_CPP_SCRIPT)
-            .arg(gguf)
-            .arg(&file)
-            .arg(threads.to_string())
-            .output()
-            .context("running the llama.cpp anchor");
-        let _ = std::fs::remove_file(&file);
-        let out = out?;
-        anyhow::ensure!(
-            out.status.success(),
-            "the llama.cpp anchor failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
+        let v = super::generate::run_llama_cpp(
+            LLAMA_CPP_SCRIPT,
+            &[
+                gguf.as_os_str(),
+                file.as_os_str(),
+                threads.to_string().as_ref(),
+            ],
         );
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("reading the llama.cpp anchor's result")?;
+        let _ = std::fs::remove_file(&file);
+        let v = v?;
         let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         Ok(vec![
             "llama.cpp, one at a time (anchor)".into(),
