@@ -329,27 +329,13 @@ pub fn generate_with_options(
         let mut prefix = KvCache::new(model.config(), 1, shared, &device)?;
         let ids = Tensor::new(&distinct[0][..shared], &device)?.unsqueeze(0)?;
         let chunk = prefill_chunk(model, 1, shared, prefill_bytes);
-        for c0 in (0..shared).step_by(chunk) {
-            let len = chunk.min(shared - c0);
-            model.forward(
-                &ids.narrow(1, c0, len)?,
-                &Padding::left(vec![0]),
-                Some(&mut prefix),
-            )?;
-        }
+        prefill(model, &ids, &Padding::left(vec![0]), &mut prefix, chunk)?;
         KvCache::broadcast_prefix(&prefix, distinct.len(), capacity)?
     } else {
         KvCache::new(model.config(), distinct.len(), capacity, &device)?
     };
-    let own_len = prompt_len - shared;
     let chunk = prefill_chunk(model, distinct.len(), prompt_len, prefill_bytes);
-    let mut last = None;
-    for c0 in (0..own_len).step_by(chunk) {
-        let len = chunk.min(own_len - c0);
-        let hidden = model.forward(&tokens.narrow(1, c0, len)?, &padding, Some(&mut cache))?;
-        last = Some(hidden.i((.., len - 1, ..))?.contiguous()?);
-    }
-    let last = last.context("an empty prompt batch")?;
+    let last = prefill(model, &tokens, &padding, &mut cache, chunk)?;
     cache.move_padding_to_front(shared, &padding.pad)?;
     let mut logits = model.logits_inference(&last)?;
     // Reading the logits waits for the computation (matters on a GPU).
@@ -499,6 +485,25 @@ pub fn generate_with_options(
     stats.decode_secs = start.elapsed().as_secs_f64();
     stats.decode_tokens = out.iter().map(|g| g.tokens.len().saturating_sub(1)).sum();
     Ok((out, stats))
+}
+
+/// Runs `tokens: (B, T)` into `cache` in chunks of `chunk` positions; returns the last
+/// position's hidden states `(B, hidden)`.
+fn prefill(
+    model: &Model,
+    tokens: &Tensor,
+    padding: &Padding,
+    cache: &mut KvCache,
+    chunk: usize,
+) -> Result<Tensor> {
+    let t = tokens.dim(1)?;
+    let mut last = None;
+    for c0 in (0..t).step_by(chunk) {
+        let len = chunk.min(t - c0);
+        let hidden = model.forward(&tokens.narrow(1, c0, len)?, padding, Some(cache))?;
+        last = Some(hidden.i((.., len - 1, ..))?.contiguous()?);
+    }
+    last.context("an empty prompt batch")
 }
 
 /// The distinct prompts in first-seen order, and for each row the index of its prompt there.
