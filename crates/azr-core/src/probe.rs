@@ -11,6 +11,9 @@
 //!    stored input is replaced by a random one of the same kind (so the argument list keeps its
 //!    shape), and the executor computes the output. Never from evaluation data.
 //!
+//! [`build`] takes both in that order and skips tasks something else already trained on (the
+//! format warm-up's solver tasks, which come from the same programs).
+//!
 //! The run holds the probe's tasks out of its buffers ([`TaskStore::hold_out`]), so the solver is
 //! never asked them in training and a re-proposal of one is not stored. A derived task shares
 //! its program with a training task, not its input.
@@ -28,6 +31,28 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+/// The probe: up to `n` tasks, first from seeding ([`from_seeding`]), then derived
+/// ([`fill_derived`]), none of them in `exclude`. Returns the tasks and how many were proposed.
+pub fn build(
+    store: &TaskStore,
+    exec: &Executor,
+    n: usize,
+    seed: u64,
+    exclude: &[ValidTask],
+) -> (Vec<ValidTask>, usize) {
+    let skip: HashSet<&ValidTask> = exclude.iter().collect();
+    // The excluded tasks head the list so that `fill_derived` skips them too; they are cut off.
+    let mut tasks = exclude.to_vec();
+    tasks.extend(
+        from_seeding(store, n)
+            .into_iter()
+            .filter(|t| !skip.contains(t)),
+    );
+    let proposed = tasks.len() - exclude.len();
+    fill_derived(&mut tasks, store, exec, exclude.len() + n, seed);
+    (tasks.split_off(exclude.len()), proposed)
+}
 
 /// Probe tasks from the seeding phase's proposals: up to `n`, alternating deduction and
 /// abduction, from every other proposal of each type (the rest is left to train on).

@@ -3,13 +3,13 @@
 //!
 //! 1. **Prompts.** Each role's self-play prompt: proposer prompts built from the buffers as a
 //!    step builds them; solver prompts on a pool of tasks (the buffers' tasks, and tasks the
-//!    executor derives from their programs with new literal inputs, [`crate::probe`]), the
-//!    probe's tasks excluded. A few prompts per role are held out before anything is sampled.
+//!    executor derives from their programs with new literal inputs, [`crate::probe`]), any
+//!    `exclude`d task left out; [`Plan::solver_tasks`] lists them all, for a probe built later
+//!    to leave out. A few prompts per role are held out before anything is sampled.
 //! 2. **Sampling.** The policy answers with scaffolded decoding (the environment completes a
 //!    response's structure), and answers are read leniently ([`crate::extract`]).
 //! 3. **Kept:** what the executor verifies. A solver answer equal to the gold, a proposal that
-//!    validates. Nothing of a warm-up round enters the buffers: self-play starts from the same
-//!    buffers with or without a warm-up.
+//!    validates. Nothing of a warm-up round enters the buffers.
 //! 4. **Rewrapped** into the exact response format ([`rewrap`]): the model's own reasoning (its
 //!    `<think>` text, as sampled) and the verified content in the role's fenced blocks.
 //! 5. The trainer fits them with cross-entropy on the response tokens ([`batches`] orders them).
@@ -204,6 +204,19 @@ impl Plan {
     /// The held prompts (the same before and after the warm-up).
     pub fn held(&self) -> &[WarmupPrompt] {
         &self.held
+    }
+
+    /// Every solver task the warm-up may ask (held or drawn in a round): a probe built after
+    /// the warm-up leaves them out.
+    pub fn solver_tasks(&self) -> Vec<ValidTask> {
+        let held = self.held.iter().filter_map(|p| match &p.kind {
+            Kind::Solve(t) => Some(t.clone()),
+            Kind::Propose(_) => None,
+        });
+        let mut seen = HashSet::new();
+        held.chain(self.pools.iter().flatten().cloned())
+            .filter(|t| seen.insert(t.clone()))
+            .collect()
     }
 
     /// One sampling round's prompts: `batch` per role, solver tasks drawn from the pools,

@@ -115,6 +115,38 @@ fn held_prompts_are_apart_and_verified_responses_are_rewrapped() {
     // The induction pool is the seed alone: shared with the held prompts, and said so.
     assert_eq!(plan.shared_pools, vec![TaskType::Induction]);
 
+    // Every solver prompt asks one of `solver_tasks`; a probe built after the warm-up, from
+    // the same programs, asks none of them.
+    let used = plan.solver_tasks();
+    for p in held
+        .iter()
+        .chain(&round)
+        .filter(|p| p.group.role == Role::Solve)
+    {
+        assert!(
+            used.iter().any(|t| {
+                azr_core::PromptTask::solve(t).render_with(Rendering::Plain, cfg.think) == p.prompt
+            }),
+            "{}",
+            p.prompt
+        );
+    }
+    let (after, proposed) = azr_core::probe::build(&store, exec, 8, 1, &used);
+    assert_eq!((after.len(), proposed), (8, 0));
+    assert!(after.iter().all(|t| !used.contains(t)), "{after:?}");
+    // Excluded tasks the probe would have drawn are replaced by others.
+    let (plain, _) = azr_core::probe::build(&store, exec, 8, 1, &[]);
+    let (without, _) = azr_core::probe::build(&store, exec, 8, 1, &plain[..3]);
+    assert_eq!(without.len(), 8);
+    assert!(
+        without.iter().all(|t| !plain[..3].contains(t)),
+        "{without:?}"
+    );
+    assert!(
+        plain[3..].iter().all(|t| without.contains(t)),
+        "{without:?}"
+    );
+
     let judged =
         sample_and_judge(&round, &mut oracle, exec, &store, &cfg, Rendering::Plain).unwrap();
     let r = rates(&judged);

@@ -1,6 +1,7 @@
 //! `azr train` with the format warm-up on a tiny random model: what it writes (held answers
-//! before and after, the rounds, the summary, a step-0 metrics line, its own checkpoint), and a
-//! resume that does not run it again.
+//! before and after, the rounds, the summary, a step-0 metrics line, its own checkpoint before
+//! seeding's), a probe that leaves its tasks out, a resume that does not run it again, and a
+//! run with no checkpoint left that starts it again.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -37,6 +38,9 @@ fn warm_up_then_one_step_then_resume_without_it() {
         format!("model.name={}", model.display()),
         "run.steps=1".into(),
         "run.keep_checkpoints=5".into(),
+        "eval.every=1".into(),
+        "eval.probe=4".into(),
+        "eval.limit=0".into(),
         "seeding.max_rounds=1".into(),
         "step.batch=1".into(),
         "step.proposer_batch=1".into(),
@@ -104,6 +108,16 @@ fn warm_up_then_one_step_then_resume_without_it() {
     let state =
         std::fs::read_to_string(run.join("checkpoints/step-000000-warmup/run_state.json")).unwrap();
     assert!(state.contains("\"warmup_done\": true"), "{state}");
+    assert!(state.contains("\"seeding_done\": false"), "{state}");
+    // Seeding runs after the warm-up, with its own checkpoint.
+    let state =
+        std::fs::read_to_string(run.join("checkpoints/step-000000-warmup-seeded/run_state.json"))
+            .unwrap();
+    assert!(state.contains("\"seeding_done\": true"), "{state}");
+    let warmed_on: Vec<serde_json::Value> = lines(&w.join("tasks.jsonl"));
+    let probe = lines(&run.join("probe.jsonl"));
+    assert_eq!(probe.len(), 4);
+    assert!(probe.iter().all(|t| !warmed_on.contains(t)), "{probe:?}");
 
     // Resume: the warm-up is done; its line stays, once.
     let before = std::fs::read(w.join("summary.json")).unwrap();
@@ -117,4 +131,28 @@ fn warm_up_then_one_step_then_resume_without_it() {
     let steps: Vec<u64> = m.iter().map(|l| l["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, vec![0, 1, 2]);
     assert_eq!(std::fs::read(w.join("summary.json")).unwrap(), before);
+
+    // No checkpoint left (a run stopped during its warm-up): --resume starts it again from the
+    // base model, reusing the judged rounds on disk, and seeds after it.
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::remove_file(run.join("probe.jsonl")).unwrap();
+    let round = std::fs::read(w.join("round-001.jsonl")).unwrap();
+    ok(azr()
+        .args(["--quiet", "train", "--resume"])
+        .arg(&run)
+        .args(["--set", "run.steps=0"])
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read(w.join("round-001.jsonl")).unwrap(), round);
+    let m = lines(&run.join("metrics.jsonl"));
+    let steps: Vec<u64> = m.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![0], "one warm-up line, no step");
+    assert!(run
+        .join("checkpoints/step-000000-warmup-seeded/run_state.json")
+        .exists());
+    assert_eq!(
+        lines(&run.join("seeding.jsonl")).len(),
+        1,
+        "one round, written once"
+    );
 }

@@ -1,9 +1,9 @@
 //! `azr train`: Absolute Zero self-play end to end (azr-spec section 2).
 //!
 //! Read top to bottom: resolve the config, open (or resume) the run directory, load the model
-//! into a [`Trainer`], start the executor; seed the buffers from the identity task (no updates,
-//! capped in rounds and minutes); build the frozen probe and hold its tasks out; run the format
-//! warm-up when enabled ([`warmup`]); then per step: [`azr_core::run_step`] (propose, validate,
+//! into a [`Trainer`], start the executor; run the format warm-up when enabled ([`warmup`]);
+//! seed the buffers from the identity task (no updates, capped in rounds and minutes); build the
+//! frozen probe and hold its tasks out; then per step: [`azr_core::run_step`] (propose, validate,
 //! estimate learnability, solve, score, rewards, TRR++, buffer growth) with the model as the
 //! policy, one [`Trainer::step`] over the step's trained responses, a metrics line, samples,
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
 use policy::{GreedyEval, ModelPolicy, ScaffoldConfig};
-use rundir::{append_jsonl, step_name, RunDir, RunState};
+use rundir::{append_jsonl, remove_if_present, step_name, RunDir, RunState};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -91,14 +91,20 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     install_ctrl_c(stop.clone());
 
-    // 2. Model (fresh, or the checkpoint's), trainer, buffers.
+    // 2. Model (fresh, or the checkpoint's), trainer, buffers. A run stopped before its first
+    // checkpoint starts again from the base model (the warm-up reuses its rounds on disk).
     let resume_from = match &args.resume {
-        Some(_) => Some(run_dir.latest_checkpoint()?.with_context(|| {
-            format!(
-                "{} has no checkpoint yet (the run stopped during seeding): start it again",
-                run_dir.root.display()
-            )
-        })?),
+        Some(_) => {
+            let ckpt = run_dir.latest_checkpoint()?;
+            if ckpt.is_none() {
+                tracing::info!(
+                    "{} has no checkpoint yet: starting it again from the base model",
+                    run_dir.root.display()
+                );
+                run_dir.forget_history()?;
+            }
+            ckpt
+        }
         None => {
             if run_dir.config().exists() {
                 bail!(
@@ -153,6 +159,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 TaskStore::new(cfg.run.buffer_cap, cfg.run.seed)?,
                 RunState {
                     step: 0,
+                    seeding_done: false,
                     seeding_rounds: 0,
                     seeding_reached_target: false,
                     warmup_done: false,
@@ -213,106 +220,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         cfg.sampling.max_new_tokens
     );
 
-    // 3. Seeding: propose from the identity seed until the buffers hold their target.
-    if resume_from.is_none() {
-        let started = Instant::now();
-        let budget = Duration::from_secs_f64(cfg.seeding.max_minutes * 60.0);
-        while !seeding_done(&store, cfg.seeding.target)
-            && state.seeding_rounds < cfg.seeding.max_rounds
-            && started.elapsed() < budget
-            && !stop.load(Ordering::SeqCst)
-        {
-            let round = state.seeding_rounds as u64;
-            bar.set_message(format!(
-                "seeding round {}/{}",
-                round + 1,
-                cfg.seeding.max_rounds
-            ));
-            let mut policy = new_policy(
-                &trainer,
-                &tokenizer,
-                &params,
-                scaffold,
-                &cfg,
-                u64::MAX - round,
-                &bar,
-            );
-            let out = run_seeding_round(
-                round,
-                &mut store,
-                &mut policy,
-                &executor,
-                rendering,
-                &step_cfg,
-            )
-            .context("seeding round")?;
-            append_jsonl(&run_dir.root.join("seeding.jsonl"), &out)?;
-            tracing::info!(
-                "seeding round {}: {} new tasks, buffers {:?} ({:.0} s)",
-                round + 1,
-                out.added,
-                out.buffer_sizes,
-                policy.secs
-            );
-            state.seeding_rounds += 1;
-        }
-        state.seeding_reached_target = seeding_done(&store, cfg.seeding.target);
-        if !state.seeding_reached_target {
-            tracing::warn!(
-                "seeding stopped short of {} tasks per buffer after {} rounds ({:?}): training \
-                 continues from what the buffers hold (the identity seed at least)",
-                cfg.seeding.target,
-                state.seeding_rounds,
-                store_sizes(&store)
-            );
-        }
-        run_dir.save_checkpoint(
-            &trainer,
-            &tokenizer,
-            &store,
-            &state,
-            cfg.run.keep_checkpoints,
-        )?;
-    }
-
-    // The frozen probe: built once, after seeding, from what the base model proposed (and
-    // executor-derived tasks when that is too little); a resumed run reads it back. Its tasks
-    // leave the buffers: the solver never trains on them.
-    let probe_path = run_dir.root.join("probe.jsonl");
-    let probe: Vec<azr_core::ValidTask> = if cfg.eval.every == 0 || cfg.eval.probe == 0 {
-        Vec::new()
-    } else if probe_path.exists() {
-        read_probe(&probe_path)?
-    } else {
-        bar.set_message("building the probe");
-        let mut tasks = azr_core::probe::from_seeding(&store, cfg.eval.probe);
-        let proposed = tasks.len();
-        azr_core::probe::fill_derived(&mut tasks, &store, &executor, cfg.eval.probe, cfg.run.seed);
-        tracing::info!(
-            "probe: {} tasks ({proposed} proposed during seeding, {} derived from stored \
-             programs with new inputs)",
-            tasks.len(),
-            tasks.len() - proposed
-        );
-        write_probe(&probe_path, &tasks)?;
-        let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &tasks)?;
-        append_jsonl(
-            &run_dir.root.join("probe_scores.jsonl"),
-            &json!({"step": 0, "score": score}),
-        )?;
-        tb.add_json_scalars("probe", &json!(probe_scalars(&score)), 0)?;
-        tracing::info!(
-            "probe at step 0: strict {}/{}, lenient {}/{}",
-            score.strict,
-            score.n,
-            score.lenient,
-            score.n
-        );
-        tasks
-    };
-    store.hold_out(&probe);
-
-    // The format warm-up: once, before the first step; a resume after it skips it.
+    // 3. The format warm-up, once, before seeding: a base model that proposes nothing valid
+    // would leave seeding, the probe and the first steps with the identity program alone.
     if cfg.warmup.enabled && state.step == 0 && !state.warmup_done {
         let env = warmup::Env {
             cfg: &cfg,
@@ -326,7 +235,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             dir: run_dir.root.join("warmup"),
         };
         run_dir.drop_warmup_metrics()?;
-        let Some(summary) = warmup::run(&env, &mut trainer, &mut store, &probe)? else {
+        let Some(summary) = warmup::run(&env, &mut trainer, &mut store)? else {
             bar.finish_and_clear();
             eprintln!(
                 "stopped during the warm-up; continue with: azr train --resume {}",
@@ -370,7 +279,110 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         );
     }
 
-    // 4. Self-play steps.
+    // 4. Seeding: propose from the identity seed until the buffers hold their target. A stopped
+    // seeding starts again from its first round.
+    if !state.seeding_done {
+        remove_if_present(&run_dir.root.join("seeding.jsonl"))?;
+        state.seeding_rounds = 0;
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(cfg.seeding.max_minutes * 60.0);
+        while !seeding_done(&store, cfg.seeding.target)
+            && state.seeding_rounds < cfg.seeding.max_rounds
+            && started.elapsed() < budget
+            && !stop.load(Ordering::SeqCst)
+        {
+            let round = state.seeding_rounds as u64;
+            bar.set_message(format!(
+                "seeding round {}/{}",
+                round + 1,
+                cfg.seeding.max_rounds
+            ));
+            let mut policy = new_policy(
+                &trainer,
+                &tokenizer,
+                &params,
+                scaffold,
+                &cfg,
+                u64::MAX - round,
+                &bar,
+            );
+            let out = run_seeding_round(
+                round,
+                &mut store,
+                &mut policy,
+                &executor,
+                rendering,
+                &step_cfg,
+            )
+            .context("seeding round")?;
+            append_jsonl(&run_dir.root.join("seeding.jsonl"), &out)?;
+            tracing::info!(
+                "seeding round {}: {} new tasks, buffers {:?} ({:.0} s)",
+                round + 1,
+                out.added,
+                out.buffer_sizes,
+                policy.secs
+            );
+            state.seeding_rounds += 1;
+        }
+        state.seeding_done = true;
+        state.seeding_reached_target = seeding_done(&store, cfg.seeding.target);
+        if !state.seeding_reached_target {
+            tracing::warn!(
+                "seeding stopped short of {} tasks per buffer after {} rounds ({:?}): training \
+                 continues from what the buffers hold (the identity seed at least)",
+                cfg.seeding.target,
+                state.seeding_rounds,
+                store_sizes(&store)
+            );
+        }
+        run_dir.save_checkpoint(
+            &trainer,
+            &tokenizer,
+            &store,
+            &state,
+            cfg.run.keep_checkpoints,
+        )?;
+    }
+
+    // 5. The frozen probe: built once, after seeding, from what the model proposed (and
+    // executor-derived tasks when that is too little), none the warm-up asked; a resumed run
+    // reads it back. Its tasks leave the buffers: the solver never trains on them.
+    let probe_path = run_dir.root.join("probe.jsonl");
+    let probe: Vec<azr_core::ValidTask> = if cfg.eval.every == 0 || cfg.eval.probe == 0 {
+        Vec::new()
+    } else if probe_path.exists() {
+        read_tasks(&probe_path)?
+    } else {
+        bar.set_message("building the probe");
+        let warmed_on = warmup::solver_tasks(&run_dir.root.join("warmup"))?;
+        let (tasks, proposed) =
+            azr_core::probe::build(&store, &executor, cfg.eval.probe, cfg.run.seed, &warmed_on);
+        tracing::info!(
+            "probe: {} tasks ({proposed} proposed during seeding, {} derived from stored \
+             programs with new inputs)",
+            tasks.len(),
+            tasks.len() - proposed
+        );
+        write_tasks(&probe_path, &tasks)?;
+        let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &tasks)?;
+        append_jsonl(
+            &run_dir.root.join("probe_scores.jsonl"),
+            &json!({"step": 0, "score": score}),
+        )?;
+        tb.add_json_scalars("probe", &json!(probe_scalars(&score)), 0)?;
+        tracing::info!(
+            "probe at step 0: strict {}/{}, lenient {}/{}",
+            score.strict,
+            score.n,
+            score.lenient,
+            score.n
+        );
+        tasks
+    };
+    store.hold_out(&probe);
+
+    // 6. Self-play steps.
     let first = state.step + 1;
     let steps = ProgressBar::with_draw_target(Some(cfg.run.steps), draw());
     steps.set_style(
@@ -786,16 +798,17 @@ fn probe_scalars(s: &azr_core::probe::ProbeScore) -> serde_json::Value {
     json!({"strict_accuracy": s.strict_accuracy, "lenient_accuracy": s.lenient_accuracy})
 }
 
-fn write_probe(path: &Path, tasks: &[azr_core::ValidTask]) -> Result<()> {
+/// Tasks as JSON lines (the probe's, the warm-up's), written atomically.
+fn write_tasks(path: &Path, tasks: &[azr_core::ValidTask]) -> Result<()> {
     let mut text = String::new();
     for t in tasks {
         text.push_str(&serde_json::to_string(t)?);
         text.push('\n');
     }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    azr_model::checkpoint::write_file_atomically(path, text.as_bytes())
 }
 
-fn read_probe(path: &Path) -> Result<Vec<azr_core::ValidTask>> {
+fn read_tasks(path: &Path) -> Result<Vec<azr_core::ValidTask>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()

@@ -24,23 +24,31 @@ use serde::{Deserialize, Serialize};
 /// Where the run stands, saved in every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
-    /// Training steps completed (0: only seeding done).
+    /// Training steps completed (0: none yet).
     pub step: u64,
+    /// Whether seeding ended (a checkpoint from before this field existed: it had).
+    #[serde(default = "yes")]
+    pub seeding_done: bool,
     pub seeding_rounds: usize,
     /// Whether seeding reached its target (false: it hit its cap).
     pub seeding_reached_target: bool,
-    /// Whether the format warm-up ran to its end (its checkpoint is `step-000000-warmup`).
+    /// Whether the format warm-up ran to its end.
     #[serde(default)]
     pub warmup_done: bool,
 }
 
-/// A checkpoint's directory name: the step, and after the warm-up (step 0) a suffix that sorts
-/// it after the seeding checkpoint and before step 1.
+fn yes() -> bool {
+    true
+}
+
+/// A checkpoint's directory name: the step, with a suffix at step 0 when the warm-up ran
+/// (`-warmup` after it, `-warmup-seeded` after the seeding that follows it), so that names sort
+/// in the order they were written.
 pub fn checkpoint_name(state: &RunState) -> String {
-    if state.step == 0 && state.warmup_done {
-        format!("{}-warmup", step_name(0))
-    } else {
-        step_name(state.step)
+    match (state.step, state.warmup_done, state.seeding_done) {
+        (0, true, false) => format!("{}-warmup", step_name(0)),
+        (0, true, true) => format!("{}-warmup-seeded", step_name(0)),
+        (step, _, _) => step_name(step),
     }
 }
 
@@ -145,6 +153,20 @@ impl RunDir {
         Ok(())
     }
 
+    /// Removes what a run writes before its first checkpoint, except the warm-up's judged
+    /// rounds (a run started again reuses those): metrics, seeding rounds, the probe.
+    pub fn forget_history(&self) -> Result<()> {
+        for name in [
+            "metrics.jsonl",
+            "seeding.jsonl",
+            "probe.jsonl",
+            "probe_scores.jsonl",
+        ] {
+            remove_if_present(&self.root.join(name))?;
+        }
+        Ok(())
+    }
+
     /// Drops the warm-up's metrics line (a warm-up that starts again writes a new one).
     pub fn drop_warmup_metrics(&self) -> Result<()> {
         self.filter_metrics(|v| v.get("warmup").is_none())
@@ -192,4 +214,13 @@ pub fn append_jsonl(path: &Path, value: &impl Serialize) -> Result<()> {
     f.write_all(line.as_bytes())
         .and_then(|()| f.flush())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }

@@ -1,11 +1,12 @@
-//! `azr train`'s format warm-up ([`azr_core::warmup`]), run once after seeding and the probe:
-//! the held prompts answered, sampling rounds judged by the executor, cross-entropy steps on the
-//! kept (rewrapped) responses, the held prompts answered again.
+//! `azr train`'s format warm-up ([`azr_core::warmup`]), run once before seeding: the held
+//! prompts answered, sampling rounds judged by the executor, cross-entropy steps on the kept
+//! (rewrapped) responses, the held prompts answered again.
 //!
-//! What it writes, under `RUN_DIR/warmup/`: `held-before.jsonl`, `round-NNN.jsonl` (every
-//! judged response, with its rewrapped example when kept), `held-after.jsonl`, and
-//! `summary.json`. A resumed run reuses the held answers and the rounds already on disk; the
-//! cross-entropy steps start again from the seeding checkpoint's weights.
+//! What it writes, under `RUN_DIR/warmup/`: `tasks.jsonl` (every solver task it may ask, which
+//! the probe leaves out), `held-before.jsonl`, `round-NNN.jsonl` (every judged response, with its
+//! rewrapped example when kept), `held-after.jsonl`, and `summary.json`. A resumed run reuses
+//! the held answers and the rounds already on disk; the cross-entropy steps start again from
+//! the base model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,18 +68,13 @@ pub struct Summary {
 
 /// Runs the warm-up. `None`: stopped by Ctrl-C (the trainer is untouched or mid-way; the
 /// caller must not checkpoint it as warmed up).
-pub fn run(
-    env: &Env<'_>,
-    trainer: &mut Trainer,
-    store: &mut TaskStore,
-    probe: &[ValidTask],
-) -> Result<Option<Summary>> {
+pub fn run(env: &Env<'_>, trainer: &mut Trainer, store: &mut TaskStore) -> Result<Option<Summary>> {
     let started = Instant::now();
     std::fs::create_dir_all(&env.dir).with_context(|| format!("creating {}", env.dir.display()))?;
     // The warm-up draws from the store's RNG; self-play then draws what it would have drawn
     // without it (a run and its no-warm-up control see the same step prompts).
     let store_rng = store.rng.clone();
-    let out = fit(env, trainer, store, probe, started);
+    let out = fit(env, trainer, store, started);
     store.rng = store_rng;
     out
 }
@@ -87,7 +83,6 @@ fn fit(
     env: &Env<'_>,
     trainer: &mut Trainer,
     store: &mut TaskStore,
-    probe: &[ValidTask],
     started: Instant,
 ) -> Result<Option<Summary>> {
     let cfg = env.cfg;
@@ -96,13 +91,14 @@ fn fit(
     let mut plan = Plan::new(
         store,
         env.executor,
-        probe,
+        &[],
         w,
         &cfg.step,
         env.rendering,
         cfg.run.seed ^ 0x5741_524d,
     )
     .context("warm-up prompts")?;
+    super::write_tasks(&env.dir.join("tasks.jsonl"), &plan.solver_tasks())?;
 
     let before = answer(env, trainer, store, plan.held(), "held-before", 0)?;
     let mut judged: Vec<Judged> = Vec::new();
@@ -277,4 +273,14 @@ fn read_judged(path: &Path, n: usize) -> Result<Option<Vec<Judged>>> {
         .collect::<std::result::Result<_, _>>()
         .with_context(|| format!("{} is not valid", path.display()))?;
     Ok((judged.len() == n).then_some(judged))
+}
+
+/// The solver tasks a warm-up in `dir` may have asked (none when there was no warm-up).
+pub fn solver_tasks(dir: &Path) -> Result<Vec<ValidTask>> {
+    let path = dir.join("tasks.jsonl");
+    if path.exists() {
+        super::read_tasks(&path)
+    } else {
+        Ok(Vec::new())
+    }
 }
