@@ -35,8 +35,19 @@ pub struct RunConfig {
 pub struct ModelSection {
     /// A named model (`azr model list`), a GGUF file or a Hugging Face directory.
     pub name: String,
-    /// "auto" (the model's chat template when it has one), "chat" or "plain".
-    pub template: String,
+    pub template: Template,
+}
+
+/// How prompts reach the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// The model's chat template when it has one, else plain.
+    Auto,
+    /// The model's chat template (an error when it has none).
+    Chat,
+    /// "User: ... Assistant:" text.
+    Plain,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -201,12 +212,6 @@ fn from_table(table: toml::Table) -> Result<RunConfig> {
 // `!(x > 0.0)` on purpose: NaN must fail these checks too.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn check(c: &RunConfig) -> Result<()> {
-    if !["auto", "chat", "plain"].contains(&c.model.template.as_str()) {
-        bail!(
-            "model.template must be auto, chat or plain, not {:?}",
-            c.model.template
-        );
-    }
     if c.step.batch == 0 {
         bail!("step.batch must be at least 1");
     }
@@ -359,6 +364,10 @@ mod tests {
         assert!(err.to_string().contains("step.batch"), "{err}");
         let err = resolve("cpu", None, &["eval.bench=cruxeval-0".into()]).unwrap_err();
         assert!(err.to_string().contains("eval.bench"), "{err}");
+        let err = resolve("cpu", None, &["model.template=chta".into()]).unwrap_err();
+        assert!(err.to_string().contains("`chat`"), "{err}");
+        let cfg = resolve("cpu", None, &["model.template=plain".into()]).unwrap();
+        assert_eq!(cfg.model.template, Template::Plain);
         assert!(resolve("gpu-please", None, &[]).is_err());
     }
 

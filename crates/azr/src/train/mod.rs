@@ -30,6 +30,7 @@ use serde_json::json;
 
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
+use config::Template;
 use policy::{GreedyEval, ModelPolicy, ScaffoldConfig};
 use rundir::{append_jsonl, remove_if_present, step_name, RunDir, RunState};
 
@@ -552,9 +553,11 @@ fn rendering<'a>(
     template: &'a dyn azr_core::ChatTemplate,
 ) -> Result<Rendering<'a>> {
     let has = tokenizer.chat_template().is_some();
-    match (cfg.model.template.as_str(), has) {
-        ("plain", _) | ("auto", false) => Ok(Rendering::Plain),
-        ("chat", false) => bail!("model.template = \"chat\" but the model has no chat template"),
+    match (cfg.model.template, has) {
+        (Template::Plain, _) | (Template::Auto, false) => Ok(Rendering::Plain),
+        (Template::Chat, false) => {
+            bail!("model.template = \"chat\" but the model has no chat template")
+        }
         _ => {
             tokenizer
                 .apply_chat_template(&[azr_model::ChatMessage::new("user", "hi")], true)
