@@ -172,3 +172,67 @@ impl Default for ExecConfig {
         }
     }
 }
+
+/// The settings a user chooses (the `[executor]` section of a run's config, the executor flags
+/// of `azr exec` and `azr eval`); everything else keeps [`ExecConfig::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Sandboxed workers (0: two per CPU core).
+    pub workers: usize,
+    /// Wall-clock limit per job, in milliseconds.
+    pub timeout_ms: u64,
+    /// Address-space limit per job, in MiB.
+    pub memory_mb: u64,
+    /// Longest `repr` of an output accepted.
+    pub max_output_chars: usize,
+}
+
+impl ExecConfig {
+    /// The default config with `limits` applied, sandboxed as `sandbox` says.
+    pub fn with_limits(limits: Limits, sandbox: SandboxMode) -> Self {
+        let default = ExecConfig::default();
+        ExecConfig {
+            workers: if limits.workers > 0 {
+                limits.workers
+            } else {
+                default.workers
+            },
+            timeout: Duration::from_millis(limits.timeout_ms),
+            memory_mb: limits.memory_mb,
+            max_output_chars: limits.max_output_chars,
+            sandbox,
+            ..default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_apply_over_the_defaults() {
+        let limits = Limits {
+            workers: 3,
+            timeout_ms: 250,
+            memory_mb: 512,
+            max_output_chars: 80,
+        };
+        let c = ExecConfig::with_limits(limits, SandboxMode::None);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!((c.memory_mb, c.max_output_chars), (512, 80));
+        assert_eq!(c.sandbox, SandboxMode::None);
+        assert_eq!(c.banned_modules, ExecConfig::default().banned_modules);
+        // 0 workers: the default count
+        let c = ExecConfig::with_limits(
+            Limits {
+                workers: 0,
+                ..limits
+            },
+            SandboxMode::Bubblewrap,
+        );
+        assert_eq!(c.workers, ExecConfig::default().workers);
+    }
+}

@@ -18,7 +18,7 @@ pub mod sandbox;
 
 use std::time::Duration;
 
-pub use config::{ExecConfig, SandboxMode};
+pub use config::{ExecConfig, Limits, SandboxMode};
 pub use job::{Job, JobResult, Rejection, Status};
 
 use crate::literal::{parse_literal, py_eq, PyValue};

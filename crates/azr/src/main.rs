@@ -12,7 +12,6 @@ mod train;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use azr_exec::{ExecConfig, Executor, SandboxMode};
@@ -117,22 +116,21 @@ pub struct ExecArgs {
 
 impl ExecArgs {
     pub fn config(&self) -> ExecConfig {
-        let mut cfg = ExecConfig {
-            timeout: Duration::from_millis(self.timeout_ms),
+        let limits = azr_exec::Limits {
+            workers: self.workers.unwrap_or(0),
+            timeout_ms: self.timeout_ms,
             memory_mb: self.memory_mb,
             max_output_chars: self.max_output_chars,
-            python: self.python.clone(),
-            sandbox: if self.no_sandbox {
-                SandboxMode::None
-            } else {
-                SandboxMode::Bubblewrap
-            },
-            ..ExecConfig::default()
         };
-        if let Some(n) = self.workers {
-            cfg.workers = n;
+        let sandbox = if self.no_sandbox {
+            SandboxMode::None
+        } else {
+            SandboxMode::Bubblewrap
+        };
+        ExecConfig {
+            python: self.python.clone(),
+            ..ExecConfig::with_limits(limits, sandbox)
         }
-        cfg
     }
 }
 

@@ -23,7 +23,7 @@ pub struct RunConfig {
     pub step: StepConfig,
     pub sampling: SamplingSection,
     pub optim: TrainConfig,
-    pub executor: ExecutorSection,
+    pub executor: azr_exec::Limits,
     pub eval: EvalSection,
     /// The format warm-up before self-play (off unless `enabled`).
     #[serde(default)]
@@ -105,16 +105,6 @@ pub struct SamplingSection {
 
 fn default_answer_budget() -> usize {
     64
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutorSection {
-    /// Sandboxed workers (0: two per CPU core).
-    pub workers: usize,
-    pub timeout_ms: u64,
-    pub memory_mb: u64,
-    pub max_output_chars: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -530,21 +530,12 @@ fn eval_scaffold(cfg: &RunConfig, rendering: Rendering<'_>, max_tokens: usize) -
 }
 
 fn exec_config(cfg: &RunConfig, no_sandbox: bool) -> ExecConfig {
-    let mut e = ExecConfig {
-        timeout: Duration::from_millis(cfg.executor.timeout_ms),
-        memory_mb: cfg.executor.memory_mb,
-        max_output_chars: cfg.executor.max_output_chars,
-        sandbox: if no_sandbox {
-            SandboxMode::None
-        } else {
-            SandboxMode::Bubblewrap
-        },
-        ..ExecConfig::default()
+    let sandbox = if no_sandbox {
+        SandboxMode::None
+    } else {
+        SandboxMode::Bubblewrap
     };
-    if cfg.executor.workers > 0 {
-        e.workers = cfg.executor.workers;
-    }
-    e
+    ExecConfig::with_limits(cfg.executor, sandbox)
 }
 
 fn rendering<'a>(
