@@ -65,18 +65,6 @@ impl Status {
             Status::InvalidJob => "invalid_job",
         }
     }
-
-    pub(crate) fn from_wire(s: &str) -> Status {
-        match s {
-            "ok" => Status::Ok,
-            "error" => Status::Error,
-            "timeout" => Status::Timeout,
-            "memory" => Status::Memory,
-            "output_limit" => Status::OutputLimit,
-            "rejected" => Status::Rejected,
-            _ => Status::Killed,
-        }
-    }
 }
 
 /// Why a proposal is invalid: one value per failed check, counted per step by the trainer.

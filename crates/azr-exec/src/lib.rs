@@ -166,8 +166,10 @@ impl Executor {
     }
 
     fn finish(&self, job: &Job, mut replies: Vec<Reply>) -> JobResult {
-        let reply = replies.pop().unwrap_or_default();
-        let status = Status::from_wire(&reply.s);
+        let reply = replies
+            .pop()
+            .unwrap_or_else(|| Reply::failure(Status::Killed, "no reply".into()));
+        let status = reply.s;
         let elapsed = Duration::from_secs_f64(reply.ms.max(0.0) / 1000.0);
         let mut result = JobResult {
             status,
@@ -245,8 +247,8 @@ impl Executor {
             b: Some(gold.to_string()),
             ..self.request("compare")
         };
-        let reply = self.pool.run_all(vec![request]).pop().unwrap_or_default();
-        reply.s == "ok" && reply.eq == Some(true)
+        let reply = self.pool.run_all(vec![request]).pop();
+        reply.is_some_and(|r| r.s == Status::Ok && r.eq == Some(true))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::{ExecConfig, SandboxMode};
+use crate::job::Status;
 use crate::proc::{CallError, Reply, Request, WorkerProc};
 use crate::sandbox::{self, PythonRuntime};
 use crate::ExecError;
@@ -118,7 +119,7 @@ impl Pool {
                 let task = e.into_inner();
                 let _ = tx.send((
                     task.index,
-                    Reply::failure("killed", "pool is shut down".into()),
+                    Reply::failure(Status::Killed, "pool is shut down".into()),
                 ));
             }
         }
@@ -129,7 +130,9 @@ impl Pool {
         }
         replies
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Reply::failure("killed", "no reply from pool".into())))
+            .map(|r| {
+                r.unwrap_or_else(|| Reply::failure(Status::Killed, "no reply from pool".into()))
+            })
             .collect()
     }
 }
@@ -179,7 +182,7 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                         tracing::error!("worker start failed ({failures} in a row): {e}");
                         let _ = first
                             .reply
-                            .send((first.index, Reply::failure("killed", e.to_string())));
+                            .send((first.index, Reply::failure(Status::Killed, e.to_string())));
                         pending = &pending[1..];
                         // Back off so that a persistently broken sandbox does not spin.
                         std::thread::sleep(Duration::from_millis(
@@ -206,7 +209,7 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                 CallError::Hung => {
                     tracing::warn!("worker missed its deadline; killing its sandbox");
                     Reply::failure(
-                        "timeout",
+                        Status::Timeout,
                         format!(
                             "no answer within {:.3} s; sandbox killed",
                             task.request.timeout
@@ -215,7 +218,7 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                 }
                 CallError::Died(why) => {
                     tracing::warn!("worker died during a job: {why}");
-                    Reply::failure("killed", format!("the job's worker died: {why}"))
+                    Reply::failure(Status::Killed, format!("the job's worker died: {why}"))
                 }
             };
             let _ = task.reply.send((task.index, reply));

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExecConfig, SandboxMode};
+use crate::job::Status;
 use crate::sandbox::{self, PythonRuntime};
 use crate::ExecError;
 
@@ -39,9 +40,9 @@ pub(crate) struct Request {
 }
 
 /// One job's reply: what its process claimed, completed by the worker's account of how it ended.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Reply {
-    pub s: String,
+    pub s: Status,
     #[serde(default)]
     pub o: Option<String>,
     #[serde(default)]
@@ -64,7 +65,13 @@ pub(crate) struct Reply {
 }
 
 /// Statuses a job process may claim for itself; anything else is no result at all.
-const CLAIMABLE: [&str; 5] = ["ok", "error", "rejected", "memory", "output_limit"];
+const CLAIMABLE: [Status; 5] = [
+    Status::Ok,
+    Status::Error,
+    Status::Rejected,
+    Status::Memory,
+    Status::OutputLimit,
+];
 
 /// The worker's own account of one job: the JSON before the tab of its reply line.
 #[derive(Deserialize)]
@@ -72,7 +79,7 @@ struct Header {
     ms: f64,
     /// Set when the worker stopped the job (`timeout`, `output_limit`); its result is void.
     #[serde(default)]
-    end: Option<String>,
+    end: Option<Status>,
     #[serde(default)]
     e: Option<String>,
     /// The signal that ended the job process, if one did.
@@ -105,22 +112,22 @@ pub(crate) fn parse_reply(line: &[u8]) -> Result<Reply, String> {
     let claimed = || {
         serde_json::from_slice::<Reply>(result)
             .ok()
-            .filter(|r| CLAIMABLE.contains(&r.s.as_str()))
+            .filter(|r| CLAIMABLE.contains(&r.s))
     };
     let mut reply = match header.end {
-        Some(end) => Reply::failure(&end, header.e.unwrap_or_default()),
+        Some(end) => Reply::failure(end, header.e.unwrap_or_default()),
         None => claimed().unwrap_or_else(|| match header.sig {
             Some(sig) => {
                 let status = match sig {
-                    libc::SIGXCPU => "timeout",
-                    libc::SIGXFSZ => "output_limit",
-                    _ => "killed",
+                    libc::SIGXCPU => Status::Timeout,
+                    libc::SIGXFSZ => Status::OutputLimit,
+                    _ => Status::Killed,
                 };
                 let name = header.signame.unwrap_or_else(|| sig.to_string());
                 Reply::failure(status, format!("terminated by signal {name}"))
             }
             None => Reply::failure(
-                "error",
+                Status::Error,
                 format!(
                     "process exited with code {} before returning",
                     header.code.unwrap_or(0)
@@ -134,11 +141,17 @@ pub(crate) fn parse_reply(line: &[u8]) -> Result<Reply, String> {
 }
 
 impl Reply {
-    pub fn failure(status: &str, error: String) -> Reply {
+    pub fn failure(status: Status, error: String) -> Reply {
         Reply {
-            s: status.into(),
+            s: status,
+            o: None,
+            lit: false,
             e: Some(error),
-            ..Reply::default()
+            r: None,
+            eq: None,
+            outs: None,
+            out: None,
+            ms: 0.0,
         }
     }
 }
@@ -364,16 +377,14 @@ impl Drop for WorkerProc {
 #[cfg(test)]
 mod tests {
     use super::parse_reply;
+    use crate::job::Status;
 
     #[test]
     fn a_valid_claim_is_completed_by_the_header() {
         let r =
             parse_reply(b"{\"ms\":1.5,\"out\":\"hi\"}\t{\"s\":\"ok\",\"o\":\"3\",\"lit\":true}\n")
                 .unwrap();
-        assert_eq!(
-            (r.s.as_str(), r.o.as_deref(), r.lit),
-            ("ok", Some("3"), true)
-        );
+        assert_eq!((r.s, r.o.as_deref(), r.lit), (Status::Ok, Some("3"), true));
         assert_eq!((r.ms, r.out.as_deref()), (1.5, Some("hi")));
     }
 
@@ -384,7 +395,7 @@ mod tests {
         assert_eq!((r.ms, r.out), (2.0, None));
         // `timeout` is the worker's to say; claimed by the job it is no result at all.
         let r = parse_reply(b"{\"ms\":2.0}\t{\"s\":\"timeout\"}\n").unwrap();
-        assert_eq!(r.s, "error");
+        assert_eq!(r.s, Status::Error);
         assert_eq!(
             r.e.as_deref(),
             Some("process exited with code 0 before returning")
@@ -394,9 +405,9 @@ mod tests {
     #[test]
     fn without_a_readable_result_the_way_the_process_ended_decides() {
         for (result, sig, status) in [
-            (&b"\xff\xfe garbage"[..], 11, "killed"),
-            (b"", 24, "timeout"),
-            (b"{\"s\":", 25, "output_limit"),
+            (&b"\xff\xfe garbage"[..], 11, Status::Killed),
+            (b"", 24, Status::Timeout),
+            (b"{\"s\":", 25, Status::OutputLimit),
         ] {
             let mut line =
                 format!("{{\"ms\":1,\"sig\":{sig},\"signame\":\"SIGX\"}}\t").into_bytes();
@@ -417,7 +428,7 @@ mod tests {
     fn a_job_the_worker_stopped_has_no_result() {
         let r = parse_reply(b"{\"ms\":5000,\"end\":\"timeout\",\"e\":\"late\"}\t{\"s\":\"ok\"}\n")
             .unwrap();
-        assert_eq!((r.s.as_str(), r.e.as_deref()), ("timeout", Some("late")));
+        assert_eq!((r.s, r.e.as_deref()), (Status::Timeout, Some("late")));
     }
 
     #[test]
