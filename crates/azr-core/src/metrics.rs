@@ -123,10 +123,7 @@ impl ProposalMetrics {
     /// A valid proposal and the outcomes of its learnability samples.
     pub fn valid(&mut self, estimates: &[SolverOutcome], added: bool) {
         let n = estimates.len();
-        let solved = estimates
-            .iter()
-            .filter(|o| **o == SolverOutcome::Correct)
-            .count();
+        let solved = SolverOutcome::count_correct(estimates);
         self.proposed += 1;
         self.valid += 1;
         self.added += usize::from(added);

@@ -92,6 +92,16 @@ pub enum SolverOutcome {
     FormatError,
 }
 
+impl SolverOutcome {
+    /// How many of `outcomes` are correct: a proposal's solve count.
+    pub fn count_correct(outcomes: &[SolverOutcome]) -> usize {
+        outcomes
+            .iter()
+            .filter(|o| **o == SolverOutcome::Correct)
+            .count()
+    }
+}
+
 /// How a proposer response was judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,12 +16,11 @@
 //! round never loops. On an error the buffers are unchanged (the RNG may have advanced). A target
 //! above the buffers' capacity is never reached: the trainer's cap ends such a loop.
 
-use crate::buffer::AddOutcome;
 use crate::metrics::ProposalMetrics;
 use crate::policy::{GenRequest, Policy, Purpose};
 use crate::prompt::Rendering;
 use crate::step::prompts::proposer_prompts;
-use crate::step::{generate, request, run_jobs, StepConfig, StepError};
+use crate::step::{generate, request, run_jobs, store_proposals, StepConfig, StepError, Tally};
 use crate::store::TaskStore;
 use crate::task::{Role, TaskType};
 use crate::validate::{Proposed, Validated, ValidationPlan};
@@ -97,45 +96,33 @@ pub fn run_seeding_round(
     let results = run_jobs(exec, plan.jobs());
     let verdicts: Vec<Validated> = plan.finish(&results, store);
 
-    let mut proposals: BTreeMap<String, ProposalMetrics> = TaskType::ALL
+    let samples = verdicts
         .iter()
-        .map(|t| (t.as_str().to_string(), ProposalMetrics::default()))
-        .collect();
-    let mut added = 0;
-    let mut samples = Vec::with_capacity(responses.len());
-    for ((prompt, verdict), (req, resp)) in proposers
-        .iter()
-        .zip(verdicts)
         .zip(requests.iter().zip(&responses))
-    {
-        samples.push(SeedingResponse {
+        .map(|(verdict, (req, resp))| SeedingResponse {
             group: req.group.name().to_string(),
             prompt: req.prompt.clone(),
             response: resp.text.clone(),
             injected: resp.injected.clone(),
-            verdict: match &verdict {
+            verdict: match verdict {
                 Ok(_) => "valid".to_string(),
                 Err(r) => r.reason.name(),
             },
-        });
-        let Some(m) = proposals.get_mut(prompt.task_type.as_str()) else {
-            continue;
-        };
-        match verdict {
-            Err(rejected) => m.reject(&rejected.reason),
-            Ok(task) => {
-                // an identical proposal of the same round was stored first: valid, not added
-                let new = store.add(task, 0) != AddOutcome::Duplicate;
-                m.valid_unestimated(new);
-                added += usize::from(new);
-            }
-        }
-    }
+        })
+        .collect();
+    let Tally { proposals, tasks } = store_proposals(
+        store,
+        &proposers,
+        verdicts,
+        None,
+        0,
+        cfg.learnability_samples,
+    );
 
     Ok(SeedingRound {
         round,
         proposals,
-        added,
+        added: tasks.iter().filter(|t| t.added).count(),
         buffer_sizes: TaskType::ALL
             .iter()
             .map(|t| (t.as_str().to_string(), store.len(*t)))

@@ -50,13 +50,13 @@ use crate::store::{StoreError, TaskStore};
 use crate::task::{Group, Role, TaskType, ValidTask};
 use crate::trr::{trr_advantages, SequenceReward, TrrError};
 use crate::validate::{Proposed, ValidateConfig, Validated, ValidationPlan};
-use azr_exec::{Executor, Job, JobResult};
+use azr_exec::{Executor, Job, JobResult, Pending};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub(crate) mod prompts;
-use prompts::{proposer_prompts, solver_tasks};
+use prompts::{proposer_prompts, solver_tasks, ProposerPrompt};
 
 /// Which buffered tasks the solver rollouts get.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,32 +215,17 @@ pub struct ExecutorTime {
 impl ExecutorTime {
     /// Runs a batch where the step waits for it.
     fn run(&mut self, exec: &Executor, jobs: &[Job]) -> Vec<JobResult> {
-        let (results, secs) = timed_jobs(exec, jobs);
-        self.busy_secs += secs;
-        self.wait_secs += secs;
-        results
+        self.wait(exec.submit(jobs))
     }
 
-    /// Waits for a batch that ran in the background ([`timed_jobs`]).
-    fn join(
-        &mut self,
-        handle: std::thread::ScopedJoinHandle<'_, (Vec<JobResult>, f64)>,
-    ) -> Vec<JobResult> {
+    /// Waits for a batch that ran while the step did something else.
+    fn wait(&mut self, pending: Pending<'_>) -> Vec<JobResult> {
         let t = Instant::now();
-        let (results, busy) = handle
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let (results, busy) = pending.wait();
         self.wait_secs += t.elapsed().as_secs_f64();
-        self.busy_secs += busy;
+        self.busy_secs += busy.as_secs_f64();
         results
     }
-}
-
-/// A batch and its wall-clock time, for a background thread.
-fn timed_jobs(exec: &Executor, jobs: &[Job]) -> (Vec<JobResult>, f64) {
-    let t = Instant::now();
-    let results = run_jobs(exec, jobs);
-    (results, t.elapsed().as_secs_f64())
 }
 
 /// One `Policy::generate` call (none for no requests), checked to answer every request.
@@ -343,13 +328,6 @@ fn estimate(
     })
 }
 
-fn count_correct(outcomes: &[SolverOutcome]) -> usize {
-    outcomes
-        .iter()
-        .filter(|o| **o == SolverOutcome::Correct)
-        .count()
-}
-
 /// A proposer's outcome and reward. `formatted`: the response's format holds under the reward's
 /// rule (lenient: it has an answer block; strict: the strict rule, unscaffolded). A valid task
 /// from a response whose format does not hold is stored, but its reward is the format penalty.
@@ -368,7 +346,7 @@ fn judge_proposal(
         ),
         Ok(_) => (
             ProposerOutcome::Valid {
-                solved: count_correct(estimates),
+                solved: SolverOutcome::count_correct(estimates),
                 attempts: cfg.learnability_samples,
             },
             None,
@@ -393,6 +371,73 @@ fn judge_proposal(
         },
         reward,
     )
+}
+
+/// The proposals of a step or a seeding round, tallied per task type, and the valid ones.
+pub(crate) struct Tally {
+    /// By task type name; all three are present.
+    pub proposals: BTreeMap<String, ProposalMetrics>,
+    pub tasks: Vec<EstimatedTask>,
+}
+
+/// Stores every valid proposal with `added_at` (and, with `estimates` — the outcomes of each
+/// proposal's n learnability samples — its measured solve rate), and tallies the verdicts.
+pub(crate) fn store_proposals(
+    store: &mut TaskStore,
+    proposers: &[ProposerPrompt],
+    verdicts: Vec<Validated>,
+    estimates: Option<Vec<Vec<SolverOutcome>>>,
+    added_at: u64,
+    n: usize,
+) -> Tally {
+    let estimated = estimates.is_some();
+    let mut estimates = estimates.unwrap_or_default().into_iter();
+    let mut proposals: BTreeMap<String, ProposalMetrics> = TaskType::ALL
+        .iter()
+        .map(|t| {
+            let m = if estimated {
+                ProposalMetrics::new(n)
+            } else {
+                ProposalMetrics::default()
+            };
+            (t.as_str().to_string(), m)
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for (prompt, verdict) in proposers.iter().zip(verdicts) {
+        let outcomes = estimates.next();
+        let Some(m) = proposals.get_mut(prompt.task_type.as_str()) else {
+            continue;
+        };
+        let task = match verdict {
+            Err(rejected) => {
+                m.reject(&rejected.reason);
+                continue;
+            }
+            Ok(task) => task,
+        };
+        // An identical proposal stored first (by this step or round): valid, not added.
+        let (added, solved, attempts) = match outcomes {
+            Some(o) => {
+                let solved = SolverOutcome::count_correct(&o);
+                let added = store.add_measured(task.clone(), added_at, solved, n);
+                m.valid(&o, added != AddOutcome::Duplicate);
+                (added, solved, n)
+            }
+            None => {
+                let added = store.add(task.clone(), added_at);
+                m.valid_unestimated(added != AddOutcome::Duplicate);
+                (added, 0, 0)
+            }
+        };
+        tasks.push(EstimatedTask {
+            task,
+            solved,
+            attempts,
+            added: added != AddOutcome::Duplicate,
+        });
+    }
+    Tally { proposals, tasks }
 }
 
 /// Runs one self-play step (see the module documentation). `step` numbers the step (the seeds
@@ -450,36 +495,27 @@ pub fn run_step(
     let validation_jobs = vplan.jobs().len();
     let mut time = ExecutorTime::default();
 
-    let (solve_resp, verdicts, solver_outcomes, est, score_jobs) = std::thread::scope(|scope| {
-        // 3. Validation in the background; with split rollouts, the solvers generate meanwhile.
-        // (The thread owns a copy of the jobs: `finish` consumes the plan while it runs.)
-        let vjobs = vplan.jobs().to_vec();
-        let validation = scope.spawn(move || timed_jobs(exec, &vjobs));
-        let solve_resp = match early_solve {
-            Some(r) => r,
-            None => generate(policy, solve_req, Purpose::Rollout)?,
-        };
-        let vres = time.join(validation);
-        let verdicts: Vec<Validated> = vplan.finish(&vres, store);
+    // 3. Validation on the executor; with split rollouts, the solvers generate meanwhile.
+    let validation = exec.submit(vplan.jobs());
+    let solve_resp = match early_solve {
+        Some(r) => r,
+        None => generate(policy, solve_req, Purpose::Rollout)?,
+    };
+    let verdicts: Vec<Validated> = vplan.finish(&time.wait(validation), store);
 
-        // 4. Learnability of every valid proposal (n samples each, not trained on), while the
-        //    solver rollouts are scored.
-        let splan = ScorePlan::new(
-            solver_tasks
-                .iter()
-                .zip(&solve_resp)
-                .map(|(t, r)| (t, r.text.as_str(), r.scaffolded())),
-            &cfg.parse_config(),
-            cfg.rewards.format,
-        );
-        let sjobs = splan.jobs().to_vec();
-        let score_jobs = sjobs.len();
-        let scoring = scope.spawn(move || timed_jobs(exec, &sjobs));
-        let est = estimate(policy, exec, &verdicts, rendering, cfg, &mut time);
-        let sres = time.join(scoring);
-        let solver_outcomes = splan.finish(&sres);
-        Ok::<_, StepError>((solve_resp, verdicts, solver_outcomes, est?, score_jobs))
-    })?;
+    // 4. Learnability of every valid proposal (n samples each, not trained on), while the
+    //    solver rollouts are scored.
+    let splan = ScorePlan::new(
+        solver_tasks
+            .iter()
+            .zip(&solve_resp)
+            .map(|(t, r)| (t, r.text.as_str(), r.scaffolded())),
+        &cfg.parse_config(),
+        cfg.rewards.format,
+    );
+    let scoring = exec.submit(splan.jobs());
+    let est = estimate(policy, exec, &verdicts, rendering, cfg, &mut time)?;
+    let solver_outcomes = splan.finish(&time.wait(scoring));
     let responses: Vec<Response> = prop_resp.into_iter().chain(solve_resp).collect();
 
     // 5. Rewards: proposers, then solvers (the order of `requests`).
@@ -553,32 +589,14 @@ pub fn run_step(
     }
 
     // 7. Valid proposals into their buffers; per-type proposal metrics.
-    let n = cfg.learnability_samples;
-    let mut proposals: BTreeMap<String, ProposalMetrics> = TaskType::ALL
-        .iter()
-        .map(|t| (t.as_str().to_string(), ProposalMetrics::new(n)))
-        .collect();
-    let mut tasks = Vec::new();
-    for ((prompt, verdict), estimates) in proposers.iter().zip(verdicts).zip(est.per_proposal) {
-        let Some(m) = proposals.get_mut(prompt.task_type.as_str()) else {
-            continue;
-        };
-        match verdict {
-            Err(rejected) => m.reject(&rejected.reason),
-            Ok(task) => {
-                let solved = count_correct(&estimates);
-                let added =
-                    store.add_measured(task.clone(), step, solved, n) != AddOutcome::Duplicate;
-                m.valid(&estimates, added);
-                tasks.push(EstimatedTask {
-                    task,
-                    solved,
-                    attempts: n,
-                    added,
-                });
-            }
-        }
-    }
+    let Tally { proposals, tasks } = store_proposals(
+        store,
+        &proposers,
+        verdicts,
+        Some(est.per_proposal),
+        step,
+        cfg.learnability_samples,
+    );
 
     let zero_variance_groups = Group::ALL
         .iter()
@@ -618,7 +636,7 @@ pub fn run_step(
             .collect(),
         seed_fallbacks: fallbacks,
         extreme_reward: cfg.rewards.extreme,
-        executor_jobs: validation_jobs + score_jobs + est.jobs,
+        executor_jobs: validation_jobs + splan.jobs().len() + est.jobs,
         generated: responses.len() + est.generated,
     };
     Ok(StepOutput {

@@ -16,13 +16,13 @@ mod pool;
 mod proc;
 pub mod sandbox;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use config::{ExecConfig, Limits, SandboxMode};
 pub use job::{Job, JobResult, Rejection, Status};
 
 use crate::literal::{parse_literal, py_eq, PyValue};
-use crate::pool::Pool;
+use crate::pool::{PendingReplies, Pool};
 use crate::proc::{Reply, Request};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,39 @@ pub enum ExecError {
 pub struct Executor {
     pool: Pool,
     cfg: ExecConfig,
+}
+
+/// A batch of jobs running on the pool ([`Executor::submit`]).
+pub struct Pending<'a> {
+    exec: &'a Executor,
+    jobs: Vec<Job>,
+    plans: Vec<Plan>,
+    replies: PendingReplies,
+    submitted: Instant,
+}
+
+impl Pending<'_> {
+    /// Blocks until every job has its result; returns the results in input order, and the
+    /// batch's busy time: from its submission to its last reply, plus the time to turn the
+    /// replies into results.
+    pub fn wait(self) -> (Vec<JobResult>, Duration) {
+        let (replies, last) = self.replies.wait();
+        let finishing = Instant::now();
+        let mut replies = replies.into_iter();
+        let mut results = Vec::with_capacity(self.jobs.len());
+        for (job, plan) in self.jobs.iter().zip(self.plans) {
+            let result = match plan {
+                Plan::Done(result) => result,
+                Plan::Send(reqs) => {
+                    let mine: Vec<Reply> = replies.by_ref().take(reqs.len()).collect();
+                    self.exec.finish(job, mine)
+                }
+            };
+            results.push(result);
+        }
+        let queued = last.unwrap_or(self.submitted) - self.submitted;
+        (results, queued + finishing.elapsed())
+    }
 }
 
 /// How one job maps onto the pool: requests to send, or a verdict already known.
@@ -72,6 +105,13 @@ impl Executor {
 
     /// Runs many jobs across the pool; results come back in input order.
     pub fn run_batch(&self, jobs: &[Job]) -> Vec<JobResult> {
+        self.submit(jobs).wait().0
+    }
+
+    /// Queues many jobs on the pool and returns at once: the caller can work (generate) while
+    /// they run, then [`Pending::wait`] for the results.
+    pub fn submit(&self, jobs: &[Job]) -> Pending<'_> {
+        let submitted = Instant::now();
         let plans: Vec<Plan> = jobs.iter().map(|job| self.plan(job)).collect();
         let requests: Vec<Request> = plans
             .iter()
@@ -81,19 +121,13 @@ impl Executor {
             })
             .flatten()
             .collect();
-        let mut replies = self.pool.run_all(requests).into_iter();
-        let mut results = Vec::with_capacity(jobs.len());
-        for (job, plan) in jobs.iter().zip(plans) {
-            let result = match plan {
-                Plan::Done(result) => result,
-                Plan::Send(reqs) => {
-                    let mine: Vec<Reply> = replies.by_ref().take(reqs.len()).collect();
-                    self.finish(job, mine)
-                }
-            };
-            results.push(result);
+        Pending {
+            exec: self,
+            jobs: jobs.to_vec(),
+            plans,
+            replies: self.pool.submit(requests),
+            submitted,
         }
-        results
     }
 
     fn request(&self, mode: &'static str) -> Request {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -16,8 +16,35 @@ use crate::ExecError;
 
 struct Task {
     request: Request,
-    reply: Sender<(usize, Reply)>,
+    /// The reply, its index in the batch, and when it was sent.
+    reply: Sender<(usize, Reply, Instant)>,
     index: usize,
+}
+
+/// Requests on the pool ([`Pool::submit`]); [`PendingReplies::wait`] collects their replies.
+pub(crate) struct PendingReplies {
+    replies: Receiver<(usize, Reply, Instant)>,
+    n: usize,
+}
+
+impl PendingReplies {
+    /// Blocks until every request has its reply; returns them in request order, and when the
+    /// last one arrived (`None` for no requests).
+    pub fn wait(self) -> (Vec<Reply>, Option<Instant>) {
+        let mut replies: Vec<Option<Reply>> = vec![None; self.n];
+        let mut last = None;
+        for (index, reply, at) in self.replies.iter() {
+            replies[index] = Some(reply);
+            last = last.max(Some(at));
+        }
+        let replies = replies
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Reply::failure(Status::Killed, "no reply from pool".into()))
+            })
+            .collect();
+        (replies, last)
+    }
 }
 
 struct Shared {
@@ -106,6 +133,11 @@ impl Pool {
 
     /// Runs every request on the pool; replies come back in input order.
     pub fn run_all(&self, requests: Vec<Request>) -> Vec<Reply> {
+        self.submit(requests).wait().0
+    }
+
+    /// Queues every request and returns at once.
+    pub fn submit(&self, requests: Vec<Request>) -> PendingReplies {
         let n = requests.len();
         let (tx, rx) = crossbeam_channel::unbounded();
         let queue = self.queue.as_ref().expect("pool is running");
@@ -120,20 +152,11 @@ impl Pool {
                 let _ = tx.send((
                     task.index,
                     Reply::failure(Status::Killed, "pool is shut down".into()),
+                    Instant::now(),
                 ));
             }
         }
-        drop(tx);
-        let mut replies: Vec<Option<Reply>> = vec![None; n];
-        for (index, reply) in rx.iter() {
-            replies[index] = Some(reply);
-        }
-        replies
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Reply::failure(Status::Killed, "no reply from pool".into()))
-            })
-            .collect()
+        PendingReplies { replies: rx, n }
     }
 }
 
@@ -180,9 +203,11 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                     Err(e) => {
                         failures += 1;
                         tracing::error!("worker start failed ({failures} in a row): {e}");
-                        let _ = first
-                            .reply
-                            .send((first.index, Reply::failure(Status::Killed, e.to_string())));
+                        let _ = first.reply.send((
+                            first.index,
+                            Reply::failure(Status::Killed, e.to_string()),
+                            Instant::now(),
+                        ));
                         pending = &pending[1..];
                         // Back off so that a persistently broken sandbox does not spin.
                         std::thread::sleep(Duration::from_millis(
@@ -197,7 +222,7 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
             let (replies, error) = worker.call_batch(&requests);
             let answered = replies.len();
             for (task, reply) in pending.iter().zip(replies) {
-                let _ = task.reply.send((task.index, reply));
+                let _ = task.reply.send((task.index, reply, Instant::now()));
             }
             pending = &pending[answered..];
             let Some(error) = error else { break };
@@ -221,7 +246,7 @@ fn worker_loop(shared: &Shared, tasks: Receiver<Task>, mut proc: Option<WorkerPr
                     Reply::failure(Status::Killed, format!("the job's worker died: {why}"))
                 }
             };
-            let _ = task.reply.send((task.index, reply));
+            let _ = task.reply.send((task.index, reply, Instant::now()));
             pending = &pending[1..];
         }
     }

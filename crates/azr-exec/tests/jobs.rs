@@ -291,3 +291,31 @@ fn induction_checks() {
     });
     assert_eq!(r.status, Status::InvalidJob);
 }
+
+/// A submitted batch runs while the caller does something else: waiting afterwards takes less
+/// than the batch's own time, and gives what `run_batch` gives, in input order.
+#[test]
+fn submitted_jobs_run_while_the_caller_works() {
+    let jobs: Vec<Job> = (0..4)
+        .map(|i| Job::Run {
+            program: format!("import time\ndef f(x):\n    time.sleep(0.3)\n    return x * {i}"),
+            input: "7".into(),
+        })
+        .collect();
+    let pending = exec().submit(&jobs);
+    std::thread::sleep(Duration::from_millis(900));
+    let t = std::time::Instant::now();
+    let (results, busy) = pending.wait();
+    let waited = t.elapsed();
+    let outputs: Vec<Option<String>> = results.iter().map(|r| r.output.clone()).collect();
+    assert_eq!(outputs, ["0", "7", "14", "21"].map(|s| Some(s.to_string())));
+    // 4 jobs of 0.3 s on 2 workers: at least 0.6 s of work, done while the caller slept.
+    assert!(busy >= Duration::from_millis(600), "{busy:?}");
+    assert!(waited < busy, "waited {waited:?} for a batch busy {busy:?}");
+    let again: Vec<Option<String>> = exec()
+        .run_batch(&jobs)
+        .into_iter()
+        .map(|r| r.output)
+        .collect();
+    assert_eq!(again, outputs);
+}
