@@ -4,17 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use azr_core::prompt::{ChatMessage as CoreMessage, ChatRole, Rendering};
+use azr_core::prompt::Rendering;
 use azr_eval::compare::{self, DEFAULT_RESAMPLES, DEFAULT_SEED};
 use azr_eval::{
     evaluate_with_progress, Benchmark, BenchmarkId, DataSource, EvalOptions, Progress, RunInfo,
 };
 use azr_exec::Executor;
-use azr_model::{resolve_model, ChatMessage, LoadedModel};
+use azr_model::resolve_model;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::policy::{GreedyEval, ScaffoldConfig};
+use crate::policy::{rendering, ChatBridge, GreedyEval, ScaffoldConfig, Template};
 use crate::ExecArgs;
 
 /// `azr eval [flags]` runs an evaluation; `azr eval compare A B` compares two.
@@ -166,16 +166,13 @@ fn run_eval(args: &RunArgs) -> Result<()> {
     let lm = azr_model::load(&path).with_context(|| format!("loading {}", path.display()))?;
     let executor = Executor::new(args.exec.config())?;
 
-    let template = |messages: &[CoreMessage]| chat_prompt(&lm, messages);
-    let rendering = if args.plain || lm.tokenizer.chat_template().is_none() {
-        Rendering::Plain
+    let chat = ChatBridge(&lm.tokenizer);
+    let template = if args.plain {
+        Template::Plain
     } else {
-        // Fail now, clearly, rather than on every prompt.
-        lm.tokenizer
-            .apply_chat_template(&[ChatMessage::new("user", "hi")], true)
-            .context("the model's chat template does not render (pass --plain)")?;
-        Rendering::Chat(&template)
+        Template::Auto
     };
+    let rendering = rendering(template, &chat)?;
     let options = EvalOptions {
         rendering,
         limit: args.limit,
@@ -242,28 +239,4 @@ fn run_eval(args: &RunArgs) -> Result<()> {
     println!("{}", report.table());
     println!("wrote {} and {}", summary.display(), problems.display());
     Ok(())
-}
-
-/// azr-core's prompts rendered through the model's own chat template.
-fn chat_prompt(lm: &LoadedModel, messages: &[CoreMessage]) -> String {
-    chat_prompt_with(&lm.tokenizer, messages)
-}
-
-/// azr-core's prompts rendered through `tokenizer`'s chat template (checked at start-up: a
-/// template that renders "hi" renders these too, so an error here renders as empty text).
-pub fn chat_prompt_with(tokenizer: &azr_model::Tokenizer, messages: &[CoreMessage]) -> String {
-    let messages: Vec<ChatMessage> = messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                ChatRole::System => "system",
-                ChatRole::User => "user",
-                ChatRole::Assistant => "assistant",
-            };
-            ChatMessage::new(role, &m.content)
-        })
-        .collect();
-    tokenizer
-        .apply_chat_template(&messages, true)
-        .unwrap_or_default()
 }

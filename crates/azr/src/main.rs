@@ -5,6 +5,7 @@ mod data;
 mod eval_cmd;
 mod exec_cmd;
 mod model_cmd;
+mod policy;
 mod report_cmd;
 mod tensorboard;
 mod train;

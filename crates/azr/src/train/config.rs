@@ -9,6 +9,8 @@ use azr_core::StepConfig;
 use azr_model::TrainConfig;
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::Template;
+
 /// Everything a run needs. `azr train --print-config` prints it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,18 +38,6 @@ pub struct ModelSection {
     /// A named model (`azr model list`), a GGUF file or a Hugging Face directory.
     pub name: String,
     pub template: Template,
-}
-
-/// How prompts reach the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Template {
-    /// The model's chat template when it has one, else plain.
-    Auto,
-    /// The model's chat template (an error when it has none).
-    Chat,
-    /// "User: ... Assistant:" text.
-    Plain,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
 
 mod config;
-pub mod policy;
 mod rundir;
 mod warmup;
 
@@ -28,10 +27,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use crate::policy::{rendering, ChatBridge, GreedyEval, ModelPolicy, ScaffoldConfig};
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
-use config::Template;
-use policy::{GreedyEval, ModelPolicy, ScaffoldConfig};
 use rundir::{append_jsonl, remove_if_present, step_name, RunDir, RunState};
 
 #[derive(Args, Debug)]
@@ -176,9 +174,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let mut tb = EventWriter::create(&run_dir.root.join("tensorboard"))?;
 
     let executor = Executor::new(exec_config(&cfg, args.no_sandbox))?;
-    let template =
-        |m: &[azr_core::prompt::ChatMessage]| crate::eval_cmd::chat_prompt_with(&tokenizer, m);
-    let rendering = rendering(&cfg, &tokenizer, &template)?;
+    let chat = ChatBridge(&tokenizer);
+    let rendering = rendering(cfg.model.template, &chat).context("model.template")?;
     // Stop strings come from the scaffold (`</answer>`, and `\nUser:` in the plain rendering).
     let params = SamplingParams {
         temperature: cfg.sampling.temperature,
@@ -536,26 +533,6 @@ fn exec_config(cfg: &RunConfig, no_sandbox: bool) -> ExecConfig {
         SandboxMode::Bubblewrap
     };
     ExecConfig::with_limits(cfg.executor, sandbox)
-}
-
-fn rendering<'a>(
-    cfg: &RunConfig,
-    tokenizer: &azr_model::Tokenizer,
-    template: &'a dyn azr_core::ChatTemplate,
-) -> Result<Rendering<'a>> {
-    let has = tokenizer.chat_template().is_some();
-    match (cfg.model.template, has) {
-        (Template::Plain, _) | (Template::Auto, false) => Ok(Rendering::Plain),
-        (Template::Chat, false) => {
-            bail!("model.template = \"chat\" but the model has no chat template")
-        }
-        _ => {
-            tokenizer
-                .apply_chat_template(&[azr_model::ChatMessage::new("user", "hi")], true)
-                .context("the model's chat template does not render (set model.template=plain)")?;
-            Ok(Rendering::Chat(template))
-        }
-    }
 }
 
 fn new_policy<'a>(

@@ -24,7 +24,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::config::RunConfig;
-use super::policy::{ModelPolicy, ScaffoldConfig};
+use crate::policy::{ModelPolicy, ScaffoldConfig};
 
 /// What the warm-up needs from the run.
 pub struct Env<'a> {

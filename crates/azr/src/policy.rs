@@ -1,15 +1,78 @@
-//! The model as azr-core's [`Policy`]: prompts in, sampled responses (with prompt ids, token ids,
-//! sampling log-probs and the sampled-token mask) out, generated in length-sorted batches with
-//! scaffolded decoding ([`azr_core::scaffold`]).
+//! The model behind azr-core and azr-eval: how prompts reach it ([`rendering`], through its chat
+//! template or as plain text), and the two adapters, [`ModelPolicy`] (azr-core's [`Policy`]:
+//! prompts in, sampled responses with prompt ids, token ids, sampling log-probs and the
+//! sampled-token mask out, in length-sorted batches with scaffolded decoding,
+//! [`azr_core::scaffold`]) and [`GreedyEval`] (azr-eval's `Generate`, for `azr eval`, the
+//! in-run evaluation and the probe).
 
 use std::time::Instant;
 
+use anyhow::Context;
+use azr_core::prompt::{ChatMessage, ChatRole, ChatTemplate, Rendering};
 use azr_core::scaffold::{Ended, Scaffold};
 use azr_core::{GenRequest, Injected, Policy, PolicyError, Response, ThinkMode};
 use azr_model::{
     generate_steered, row_seeds, FinishReason, Model, Phase, SamplingParams, Steer, Tokenizer,
 };
 use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+/// How prompts reach the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// The model's chat template when it has one, else plain.
+    Auto,
+    /// The model's chat template (an error when it has none).
+    Chat,
+    /// "User: ... Assistant:" text.
+    Plain,
+}
+
+/// azr-core's prompts rendered through a tokenizer's chat template.
+pub struct ChatBridge<'a>(pub &'a Tokenizer);
+
+impl ChatTemplate for ChatBridge<'_> {
+    /// (Checked at start-up by [`rendering`]: a template that renders "hi" renders these too,
+    /// so an error here renders as empty text.)
+    fn apply(&self, messages: &[ChatMessage]) -> String {
+        let messages: Vec<azr_model::ChatMessage> = messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    ChatRole::System => "system",
+                    ChatRole::User => "user",
+                    ChatRole::Assistant => "assistant",
+                };
+                azr_model::ChatMessage::new(role, &m.content)
+            })
+            .collect();
+        self.0
+            .apply_chat_template(&messages, true)
+            .unwrap_or_default()
+    }
+}
+
+/// The rendering `template` asks for, checked against the model: a chat template that does not
+/// render fails here, clearly, rather than on every prompt.
+pub fn rendering<'a>(
+    template: Template,
+    chat: &'a ChatBridge<'a>,
+) -> anyhow::Result<Rendering<'a>> {
+    let has = chat.0.chat_template().is_some();
+    match (template, has) {
+        (Template::Plain, _) | (Template::Auto, false) => Ok(Rendering::Plain),
+        (Template::Chat, false) => {
+            anyhow::bail!("the chat template was asked for, but the model has none")
+        }
+        _ => {
+            chat.0
+                .apply_chat_template(&[azr_model::ChatMessage::new("user", "hi")], true)
+                .context("the model's chat template does not render (use the plain template: model.template = \"plain\", or azr eval --plain)")?;
+            Ok(Rendering::Chat(chat))
+        }
+    }
+}
 
 /// Per-call seeds: every (step, call) pair gets its own, so a resumed run samples what the
 /// uninterrupted one would have.
