@@ -9,6 +9,7 @@
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
 
 mod config;
+mod record;
 mod rundir;
 mod warmup;
 
@@ -30,6 +31,7 @@ use serde_json::json;
 use crate::policy::{rendering, ChatBridge, GreedyEval, ModelPolicy, ScaffoldConfig};
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
+use record::{ProbeRecord, StepRecord, StepTimes};
 use rundir::{append_jsonl, remove_if_present, step_name, RunDir, RunState};
 
 #[derive(Args, Debug)]
@@ -368,7 +370,11 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             &run_dir.root.join("probe_scores.jsonl"),
             &json!({"step": 0, "score": score}),
         )?;
-        tb.add_json_scalars("probe", &json!(probe_scalars(&score)), 0)?;
+        tb.add_json_scalars(
+            "probe",
+            &serde_json::to_value(ProbeRecord::from(&score))?,
+            0,
+        )?;
         tracing::info!(
             "probe at step 0: strict {}/{}, lenient {}/{}",
             score.strict,
@@ -443,8 +449,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 .join(format!("{}.jsonl", step_name(step))),
             &out,
         )?;
-        let mut eval = serde_json::Value::Null;
-        let mut probe_line = serde_json::Value::Null;
+        let mut eval = None;
+        let mut probe_line = None;
         if cfg.eval.every > 0 && step % cfg.eval.every == 0 {
             if !probe.is_empty() {
                 bar.set_message(format!("step {step}: probe"));
@@ -453,24 +459,29 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                     &run_dir.root.join("probe_scores.jsonl"),
                     &json!({"step": step, "score": score}),
                 )?;
-                probe_line = json!(probe_scalars(&score));
+                probe_line = Some(ProbeRecord::from(&score));
             }
             if !cfg.eval.bench.trim().is_empty() && cfg.eval.limit > 0 {
                 bar.set_message(format!("step {step}: evaluating"));
-                eval = run_eval(
+                eval = Some(run_eval(
                     &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
-                )?;
+                )?);
             }
         }
         // The metrics line goes first: a checkpoint of step N implies its line is on disk (a
         // resume drops lines after its checkpoint, never needs one before it).
-        let other = t1.elapsed().as_secs_f64();
-        let mut line = metrics_line(&out, &train, gen_secs, gen_tokens, step_secs, other, eval);
-        if !probe_line.is_null() {
-            line["probe"] = probe_line;
-        }
-        append_jsonl(&run_dir.metrics(), &line)?;
-        tb.add_json_scalars("", &strip_step(&line), step as i64)?;
+        let times = StepTimes {
+            generation: gen_secs,
+            step: step_secs,
+            other: t1.elapsed().as_secs_f64(),
+        };
+        let record = StepRecord::new(&out, &train, gen_tokens, times, eval, probe_line);
+        append_jsonl(&run_dir.metrics(), &record)?;
+        tb.add_json_scalars(
+            "",
+            &strip_step(&serde_json::to_value(&record)?),
+            step as i64,
+        )?;
         tb.flush()?;
         let checkpoint = step % cfg.run.checkpoint_every == 0
             || step == cfg.run.steps
@@ -490,7 +501,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 t2.elapsed().as_secs_f64()
             );
         }
-        log_step(&line);
+        record.log();
         steps.set_position(step);
     }
     steps.finish_and_clear();
@@ -612,116 +623,12 @@ fn write_samples(path: &Path, out: &StepOutput) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn metrics_line(
-    out: &StepOutput,
-    train: &TrainStats,
-    gen_secs: f64,
-    gen_tokens: usize,
-    step_secs: f64,
-    other_secs: f64,
-    eval: serde_json::Value,
-) -> serde_json::Value {
-    let m = &out.metrics;
-    let exec = out.executor;
-    let mut groups = serde_json::to_value(&m.groups).unwrap_or_default();
-    if let Some(o) = groups.as_object_mut() {
-        for g in o.values_mut() {
-            let tokens = g["tokens"].as_f64().unwrap_or(0.0);
-            let count = g["count"].as_f64().unwrap_or(0.0);
-            g["response_length"] = json!(if count > 0.0 { tokens / count } else { 0.0 });
-        }
-    }
-    json!({
-        "step": m.step,
-        "groups": groups,
-        "proposals": m.proposals,
-        "buffer_sizes": m.buffer_sizes,
-        "seed_fallbacks": m.seed_fallbacks,
-        "zero_variance_groups": m.zero_variance_groups,
-        "nonzero_advantage_fraction": m.nonzero_advantage_fraction,
-        "executor_jobs": m.executor_jobs,
-        "generated": m.generated,
-        "generated_tokens": gen_tokens,
-        "train": {
-            "loss": train.loss,
-            "grad_norm": train.grad_norm,
-            "entropy": train.entropy,
-            "logprob": train.logprob,
-            "clip_fraction": train.clip_fraction,
-            "approx_kl": train.approx_kl,
-            "lr": train.lr,
-            "tokens": train.tokens,
-            "padded_tokens": train.padded_tokens,
-            "micro_batches": train.micro_batches,
-        },
-        // execution_s: time the step waited for the executor; execution_overlapped_s: executor
-        // time hidden behind generation; other_s: prompts, parsing, samples, eval, metrics.
-        "timing": {
-            "generation_s": gen_secs,
-            "execution_s": exec.wait_secs,
-            "execution_overlapped_s": (exec.busy_secs - exec.wait_secs).max(0.0),
-            "training_s": train.secs,
-            "other_s": (step_secs - gen_secs - exec.wait_secs).max(0.0) + other_secs,
-            "total_s": step_secs + train.secs + other_secs,
-        },
-        // The process's peak resident memory so far (Linux VmHWM; absent elsewhere).
-        "peak_rss_mib": crate::bench::peak_rss_mib(),
-        "eval": eval,
-    })
-}
-
 fn strip_step(line: &serde_json::Value) -> serde_json::Value {
     let mut v = line.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("step");
     }
     v
-}
-
-fn log_step(line: &serde_json::Value) {
-    let f = |p: &str| line.pointer(p).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-    let valid: u64 = line["proposals"]
-        .as_object()
-        .map(|o| o.values().filter_map(|p| p["valid"].as_u64()).sum())
-        .unwrap_or(0);
-    // Every advantage 0 (every group all failed, or all succeeded): no update was made.
-    let update = match line.pointer("/train/entropy").and_then(|v| v.as_f64()) {
-        Some(entropy) => format!(
-            "loss {:.4}, grad norm {:.3}, entropy {entropy:.3}",
-            f("/train/loss"),
-            f("/train/grad_norm")
-        ),
-        None if f("/train/lr") == 0.0 => "no update: learning rate 0 (a control run)".to_string(),
-        None => "no update: zero gradient (every advantage is 0)".to_string(),
-    };
-    let groups = line["groups"].as_object();
-    let mean_of = |key: &str| -> f64 {
-        let g = groups.map(|o| {
-            o.values()
-                .filter_map(|g| g[key].as_f64())
-                .collect::<Vec<_>>()
-        });
-        match g {
-            Some(v) if !v.is_empty() => v.iter().sum::<f64>() / v.len() as f64,
-            _ => 0.0,
-        }
-    };
-    tracing::info!(
-        "step {}: {:.0} s (generation {:.0}, execution {:.1}, training {:.0}, other {:.1}); \
-         valid proposals {valid}; zero-variance groups {}/6, non-zero advantage {:.0}% of \
-         tokens, strict format {:.0}%, scaffolded {:.0}%; {update}",
-        line["step"],
-        f("/timing/total_s"),
-        f("/timing/generation_s"),
-        f("/timing/execution_s"),
-        f("/timing/training_s"),
-        f("/timing/other_s"),
-        line["zero_variance_groups"],
-        100.0 * f("/nonzero_advantage_fraction"),
-        100.0 * mean_of("strict_format_rate"),
-        100.0 * mean_of("scaffolded_rate"),
-    );
 }
 
 fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
@@ -763,10 +670,6 @@ fn warmup_scalars(s: &warmup::Summary) -> serde_json::Value {
         "ce_last": s.steps.last().map(|x| x.ce),
         "secs": s.secs,
     })
-}
-
-fn probe_scalars(s: &azr_core::probe::ProbeScore) -> serde_json::Value {
-    json!({"strict_accuracy": s.strict_accuracy, "lenient_accuracy": s.lenient_accuracy})
 }
 
 /// Tasks as JSON lines (the probe's, the warm-up's), written atomically.
@@ -856,7 +759,7 @@ fn run_eval(
     executor: &Executor,
     run_dir: &RunDir,
     step: u64,
-) -> Result<serde_json::Value> {
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let ids = BenchmarkId::parse_list(&cfg.eval.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
     let data = azr_eval::DataSource::from_setting(&cfg.eval.data);
     let benchmarks = ids
@@ -888,8 +791,7 @@ fn run_eval(
         .benchmarks
         .iter()
         .map(|b| (b.benchmark.name().to_string(), json!(b.pass_at_1)))
-        .collect::<serde_json::Map<_, _>>()
-        .into())
+        .collect())
 }
 
 /// First Ctrl-C: finish the current step, checkpoint, stop. Second: exit at once.
