@@ -130,6 +130,18 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
+impl RunConfig {
+    /// The executor of a run: its `[executor]` limits, sandboxed unless `no_sandbox`.
+    pub fn exec_config(&self, no_sandbox: bool) -> azr_exec::ExecConfig {
+        let sandbox = if no_sandbox {
+            azr_exec::SandboxMode::None
+        } else {
+            azr_exec::SandboxMode::Bubblewrap
+        };
+        azr_exec::ExecConfig::with_limits(self.executor, sandbox)
+    }
+}
+
 /// Builds the effective config: `preset`, then `file`, then each `--set` override.
 pub fn resolve(preset: &str, file: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
     let text = PRESETS

@@ -9,11 +9,12 @@
 //! and a checkpoint every `run.checkpoint_every` steps, at the end, and on Ctrl-C.
 
 mod config;
+mod evaluate;
 mod record;
 mod rundir;
 mod warmup;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use azr_core::prompt::Rendering;
 use azr_core::{run_seeding_round, run_step, seeding_done, StepOutput, TaskStore};
-use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions};
-use azr_exec::{ExecConfig, Executor, SandboxMode};
+use azr_exec::Executor;
 use azr_model::{resolve_model, LoadedModel, SamplingParams, TrainRow, TrainStats, Trainer};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::policy::{rendering, ChatBridge, GreedyEval, ModelPolicy, ScaffoldConfig};
+use crate::policy::{rendering, ChatBridge, ModelPolicy, ScaffoldConfig};
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
+use evaluate::{read_tasks, Evaluator};
 use record::{ProbeRecord, StepRecord, StepTimes};
 use rundir::{append_jsonl, remove_if_present, step_name, RunDir, RunState};
 
@@ -175,7 +176,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     }
     let mut tb = EventWriter::create(&run_dir.root.join("tensorboard"))?;
 
-    let executor = Executor::new(exec_config(&cfg, args.no_sandbox))?;
+    let executor = Executor::new(cfg.exec_config(args.no_sandbox))?;
     let chat = ChatBridge(&tokenizer);
     let rendering = rendering(cfg.model.template, &chat).context("model.template")?;
     // Stop strings come from the scaffold (`</answer>`, and `\nUser:` in the plain rendering).
@@ -244,7 +245,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             return Ok(());
         };
         state.warmup_done = true;
-        let line = json!({"step": 0, "warmup": warmup_scalars(&summary)});
+        let line = json!({"step": 0, "warmup": summary.scalars()});
         append_jsonl(&run_dir.metrics(), &line)?;
         tb.add_json_scalars("", &strip_step(&line), 0)?;
         tb.flush()?;
@@ -348,6 +349,13 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     // 5. The frozen probe: built once, after seeding, from what the model proposed (and
     // executor-derived tasks when that is too little), none the warm-up asked; a resumed run
     // reads it back. Its tasks leave the buffers: the solver never trains on them.
+    let judge = Evaluator {
+        cfg: &cfg,
+        tokenizer: &tokenizer,
+        rendering,
+        executor: &executor,
+        run_dir: &run_dir,
+    };
     let probe_path = run_dir.root.join("probe.jsonl");
     let probe: Vec<azr_core::ValidTask> = if cfg.eval.every == 0 || cfg.eval.probe == 0 {
         Vec::new()
@@ -355,26 +363,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         read_tasks(&probe_path)?
     } else {
         bar.set_message("building the probe");
-        let warmed_on = warmup::solver_tasks(&run_dir.root.join("warmup"))?;
-        let (tasks, proposed) =
-            azr_core::probe::build(&store, &executor, cfg.eval.probe, cfg.run.seed, &warmed_on);
-        tracing::info!(
-            "probe: {} tasks ({proposed} proposed during seeding, {} derived from stored \
-             programs with new inputs)",
-            tasks.len(),
-            tasks.len() - proposed
-        );
-        write_tasks(&probe_path, &tasks)?;
-        let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &tasks)?;
-        append_jsonl(
-            &run_dir.root.join("probe_scores.jsonl"),
-            &json!({"step": 0, "score": score}),
-        )?;
-        tb.add_json_scalars(
-            "probe",
-            &serde_json::to_value(ProbeRecord::from(&score))?,
-            0,
-        )?;
+        let tasks = judge.build_probe(&store)?;
+        let score = judge.probe(&trainer, &tasks, 0)?;
+        let scalars = serde_json::to_value(ProbeRecord::from(&score))?;
+        tb.add_json_scalars("probe", &scalars, 0)?;
         tracing::info!(
             "probe at step 0: strict {}/{}, lenient {}/{}",
             score.strict,
@@ -442,7 +434,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         state.step = step;
 
         let t1 = Instant::now();
-        write_samples(
+        rundir::write_samples(
             &run_dir
                 .root
                 .join("samples")
@@ -454,18 +446,12 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         if cfg.eval.every > 0 && step % cfg.eval.every == 0 {
             if !probe.is_empty() {
                 bar.set_message(format!("step {step}: probe"));
-                let score = solve_probe(&cfg, &trainer, &tokenizer, rendering, &executor, &probe)?;
-                append_jsonl(
-                    &run_dir.root.join("probe_scores.jsonl"),
-                    &json!({"step": step, "score": score}),
-                )?;
+                let score = judge.probe(&trainer, &probe, step)?;
                 probe_line = Some(ProbeRecord::from(&score));
             }
             if !cfg.eval.bench.trim().is_empty() && cfg.eval.limit > 0 {
                 bar.set_message(format!("step {step}: evaluating"));
-                eval = Some(run_eval(
-                    &cfg, &trainer, &tokenizer, rendering, &executor, &run_dir, step,
-                )?);
+                eval = Some(judge.benchmarks(&trainer, step)?);
             }
         }
         // The metrics line goes first: a checkpoint of step N implies its line is on disk (a
@@ -526,26 +512,6 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The scaffold of greedy evaluations inside a run: the eval prompts prefill `<think>`, the
-/// answer budget is the run's, the think phase gets the rest of `max_tokens`.
-fn eval_scaffold(cfg: &RunConfig, rendering: Rendering<'_>, max_tokens: usize) -> ScaffoldConfig {
-    ScaffoldConfig {
-        think: azr_core::ThinkMode::Required,
-        think_budget: max_tokens.saturating_sub(cfg.sampling.answer_budget + 16),
-        answer_budget: cfg.sampling.answer_budget,
-        plain: matches!(rendering, Rendering::Plain),
-    }
-}
-
-fn exec_config(cfg: &RunConfig, no_sandbox: bool) -> ExecConfig {
-    let sandbox = if no_sandbox {
-        SandboxMode::None
-    } else {
-        SandboxMode::Bubblewrap
-    };
-    ExecConfig::with_limits(cfg.executor, sandbox)
-}
-
 fn new_policy<'a>(
     trainer: &'a Trainer,
     tokenizer: &'a azr_model::Tokenizer,
@@ -598,31 +564,6 @@ fn train_rows(out: &StepOutput) -> Result<Vec<TrainRow>> {
         .collect()
 }
 
-fn write_samples(path: &Path, out: &StepOutput) -> Result<()> {
-    let mut text = String::new();
-    for s in &out.samples {
-        let v = json!({
-            "kind": "response",
-            "group": s.group.name(),
-            "reward": s.reward,
-            "advantage": s.advantage,
-            "tokens": s.tokens,
-            "strict_format": s.strict_format,
-            "injected": s.injected,
-            "outcome": s.outcome,
-            "prompt": s.prompt,
-            "response": s.response,
-        });
-        text.push_str(&v.to_string());
-        text.push('\n');
-    }
-    for t in &out.tasks {
-        text.push_str(&json!({ "kind": "valid_task", "task": t }).to_string());
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
 fn strip_step(line: &serde_json::Value) -> serde_json::Value {
     let mut v = line.clone();
     if let Some(o) = v.as_object_mut() {
@@ -636,162 +577,6 @@ fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
         .iter()
         .map(|t| (t.as_str().to_string(), store.len(*t)))
         .collect()
-}
-
-/// The warm-up's metrics: per group the strict-format and verified rates on the held prompts
-/// before and after, the kept examples, and the first and last cross-entropy.
-fn warmup_scalars(s: &warmup::Summary) -> serde_json::Value {
-    let rate = |x: usize, n: usize| {
-        if n == 0 {
-            f64::NAN
-        } else {
-            x as f64 / n as f64
-        }
-    };
-    let mut groups = serde_json::Map::new();
-    for (g, b) in &s.before {
-        let a = s.after.get(g).copied().unwrap_or_default();
-        groups.insert(
-            g.clone(),
-            json!({
-                "strict_before": rate(b.strict, b.n),
-                "strict_after": rate(a.strict, a.n),
-                "verified_before": rate(b.verified, b.n),
-                "verified_after": rate(a.verified, a.n),
-                "kept": s.kept.get(g).copied().unwrap_or(0),
-            }),
-        );
-    }
-    json!({
-        "groups": groups,
-        "examples": s.examples,
-        "sampled": s.sampled,
-        "ce_first": s.steps.first().map(|x| x.ce),
-        "ce_last": s.steps.last().map(|x| x.ce),
-        "secs": s.secs,
-    })
-}
-
-/// Tasks as JSON lines (the probe's, the warm-up's), written atomically.
-fn write_tasks(path: &Path, tasks: &[azr_core::ValidTask]) -> Result<()> {
-    let mut text = String::new();
-    for t in tasks {
-        text.push_str(&serde_json::to_string(t)?);
-        text.push('\n');
-    }
-    azr_model::checkpoint::write_file_atomically(path, text.as_bytes())
-}
-
-fn read_tasks(path: &Path) -> Result<Vec<azr_core::ValidTask>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
-        })
-        .collect()
-}
-
-/// Greedy, scaffolded answers to the probe's tasks (in the run's think mode), scored strict and
-/// lenient.
-fn solve_probe(
-    cfg: &RunConfig,
-    trainer: &Trainer,
-    tokenizer: &azr_model::Tokenizer,
-    rendering: Rendering<'_>,
-    executor: &Executor,
-    tasks: &[azr_core::ValidTask],
-) -> Result<azr_core::probe::ProbeScore> {
-    let max_tokens = cfg.eval.max_tokens;
-    let think_budget = if cfg.sampling.think_budget == 0 {
-        0
-    } else {
-        cfg.sampling
-            .think_budget
-            .min(max_tokens.saturating_sub(cfg.sampling.answer_budget + 16))
-    };
-    let gen = GreedyEval {
-        model: trainer.model(),
-        tokenizer,
-        max_new_tokens: max_tokens,
-        scaffold: Some(ScaffoldConfig {
-            think: cfg.format.think,
-            think_budget,
-            answer_budget: cfg.sampling.answer_budget,
-            plain: matches!(rendering, Rendering::Plain),
-        }),
-        batch: cfg.sampling.batch,
-    };
-    let mut texts: Vec<(String, bool)> = vec![(String::new(), false); tasks.len()];
-    for group in [
-        azr_core::Group::SOLVE_DEDUCTION,
-        azr_core::Group::SOLVE_ABDUCTION,
-    ] {
-        let idx: Vec<usize> = (0..tasks.len())
-            .filter(|&i| tasks[i].task_type() == group.task_type)
-            .collect();
-        let prompts: Vec<String> = idx
-            .iter()
-            .map(|&i| {
-                azr_core::PromptTask::solve(&tasks[i]).render_with(rendering, cfg.format.think)
-            })
-            .collect();
-        for (&i, r) in idx.iter().zip(gen.respond(Some(group), &prompts)?) {
-            texts[i] = (r.text.clone(), r.scaffolded());
-        }
-    }
-    let responses: Vec<(&str, bool)> = texts.iter().map(|(t, s)| (t.as_str(), *s)).collect();
-    Ok(azr_core::probe::score(
-        tasks,
-        &responses,
-        executor,
-        &cfg.step.parse_config(),
-    ))
-}
-
-fn run_eval(
-    cfg: &RunConfig,
-    trainer: &Trainer,
-    tokenizer: &azr_model::Tokenizer,
-    rendering: Rendering<'_>,
-    executor: &Executor,
-    run_dir: &RunDir,
-    step: u64,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let ids = BenchmarkId::parse_list(&cfg.eval.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let data = azr_eval::DataSource::from_setting(&cfg.eval.data);
-    let benchmarks = ids
-        .iter()
-        .map(|id| Benchmark::load_default(*id, &data).map_err(anyhow::Error::from))
-        .collect::<Result<Vec<_>>>()?;
-    let batch = cfg.sampling.batch;
-    let mut gen = GreedyEval {
-        model: trainer.model(),
-        tokenizer,
-        max_new_tokens: cfg.eval.max_tokens,
-        scaffold: Some(eval_scaffold(cfg, rendering, cfg.eval.max_tokens)),
-        batch,
-    };
-    let options = EvalOptions {
-        rendering,
-        limit: Some(cfg.eval.limit),
-        sample_seed: Some(cfg.run.seed),
-        batch_size: batch.max(1),
-        ..EvalOptions::default()
-    };
-    let report = evaluate_with_progress(&benchmarks, &mut gen, executor, &options, &mut |_| {})?;
-    let dir = run_dir.root.join("eval").join(step_name(step));
-    std::fs::create_dir_all(&dir)?;
-    report
-        .write_files(&dir.join("summary.json"), &dir.join("problems.jsonl"))
-        .map_err(|e| anyhow::anyhow!("writing the eval report: {e}"))?;
-    Ok(report
-        .benchmarks
-        .iter()
-        .map(|b| (b.benchmark.name().to_string(), json!(b.pass_at_1)))
-        .collect())
 }
 
 /// First Ctrl-C: finish the current step, checkpoint, stop. Second: exit at once.

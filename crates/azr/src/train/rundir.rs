@@ -16,10 +16,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use azr_core::TaskStore;
+use azr_core::{StepOutput, TaskStore};
 use azr_model::checkpoint::{create_dir_atomically, write_file_atomically};
 use azr_model::{Tokenizer, Trainer};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// Where the run stands, saved in every checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,4 +224,30 @@ pub fn remove_if_present(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The step's trained responses (with their rewards and advantages) and its valid tasks.
+pub fn write_samples(path: &Path, out: &StepOutput) -> Result<()> {
+    let mut text = String::new();
+    for s in &out.samples {
+        let v = json!({
+            "kind": "response",
+            "group": s.group.name(),
+            "reward": s.reward,
+            "advantage": s.advantage,
+            "tokens": s.tokens,
+            "strict_format": s.strict_format,
+            "injected": s.injected,
+            "outcome": s.outcome,
+            "prompt": s.prompt,
+            "response": s.response,
+        });
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    for t in &out.tasks {
+        text.push_str(&json!({ "kind": "valid_task", "task": t }).to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -22,6 +22,7 @@ use azr_model::checkpoint::write_file_atomically;
 use azr_model::{SamplingParams, Tokenizer, TrainRow, Trainer};
 use indicatif::ProgressBar;
 use serde::Serialize;
+use serde_json::json;
 
 use super::config::RunConfig;
 use crate::policy::{ModelPolicy, ScaffoldConfig};
@@ -98,7 +99,7 @@ fn fit(
         cfg.run.seed ^ 0x5741_524d,
     )
     .context("warm-up prompts")?;
-    super::write_tasks(&env.dir.join("tasks.jsonl"), &plan.solver_tasks())?;
+    super::evaluate::write_tasks(&env.dir.join("tasks.jsonl"), &plan.solver_tasks())?;
 
     let before = answer(env, trainer, store, plan.held(), "held-before", 0)?;
     let mut judged: Vec<Judged> = Vec::new();
@@ -279,8 +280,45 @@ fn read_judged(path: &Path, n: usize) -> Result<Option<Vec<Judged>>> {
 pub fn solver_tasks(dir: &Path) -> Result<Vec<ValidTask>> {
     let path = dir.join("tasks.jsonl");
     if path.exists() {
-        super::read_tasks(&path)
+        super::evaluate::read_tasks(&path)
     } else {
         Ok(Vec::new())
+    }
+}
+
+impl Summary {
+    /// The metrics line's `warmup` object: per group the strict-format and verified rates on
+    /// the held prompts before and after, the kept examples; the first and last cross-entropy.
+    pub fn scalars(&self) -> serde_json::Value {
+        let s = self;
+        let rate = |x: usize, n: usize| {
+            if n == 0 {
+                f64::NAN
+            } else {
+                x as f64 / n as f64
+            }
+        };
+        let mut groups = serde_json::Map::new();
+        for (g, b) in &s.before {
+            let a = s.after.get(g).copied().unwrap_or_default();
+            groups.insert(
+                g.clone(),
+                json!({
+                    "strict_before": rate(b.strict, b.n),
+                    "strict_after": rate(a.strict, a.n),
+                    "verified_before": rate(b.verified, b.n),
+                    "verified_after": rate(a.verified, a.n),
+                    "kept": s.kept.get(g).copied().unwrap_or(0),
+                }),
+            );
+        }
+        json!({
+            "groups": groups,
+            "examples": s.examples,
+            "sampled": s.sampled,
+            "ce_first": s.steps.first().map(|x| x.ce),
+            "ce_last": s.steps.last().map(|x| x.ce),
+            "secs": s.secs,
+        })
     }
 }
