@@ -102,8 +102,9 @@ fn default_answer_budget() -> usize {
 pub struct EvalSection {
     /// Evaluate every this many steps (0: never).
     pub every: u64,
-    /// Benchmarks (as `azr eval --bench`).
-    pub bench: String,
+    /// Benchmarks (as `azr eval --bench`), parsed when the config loads: a typo must not
+    /// surface hours into a run.
+    pub bench: BenchList,
     /// Problems per benchmark (drawn with `run.seed`).
     pub limit: usize,
     /// The evaluation data folder, laid out like the repository's `data/`; empty (the
@@ -118,6 +119,36 @@ pub struct EvalSection {
 
 fn default_probe() -> usize {
     128
+}
+
+/// A benchmark list as the user wrote it (`cruxeval`, `cruxeval-o, humaneval`, or empty for
+/// none) and what it names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BenchList {
+    text: String,
+    ids: Vec<azr_eval::BenchmarkId>,
+}
+
+impl BenchList {
+    pub fn ids(&self) -> &[azr_eval::BenchmarkId] {
+        &self.ids
+    }
+}
+
+impl TryFrom<String> for BenchList {
+    type Error = String;
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        let ids =
+            azr_eval::BenchmarkId::parse_list(&text).map_err(|e| format!("eval.bench: {e}"))?;
+        Ok(BenchList { text, ids })
+    }
+}
+
+impl From<BenchList> for String {
+    fn from(b: BenchList) -> String {
+        b.text
+    }
 }
 
 /// The built-in presets, by name.
@@ -250,9 +281,6 @@ fn check(c: &RunConfig) -> Result<()> {
     if c.executor.timeout_ms == 0 || c.executor.memory_mb == 0 {
         bail!("executor.timeout_ms and executor.memory_mb must be positive");
     }
-    // Parsed now, not at the first evaluation: a typo must not surface hours into a run.
-    azr_eval::BenchmarkId::parse_list(&c.eval.bench)
-        .map_err(|e| anyhow::anyhow!("eval.bench: {e}"))?;
     let w = &c.warmup;
     if w.enabled && (w.rounds == 0 || w.batch == 0 || w.rows == 0) {
         bail!("warmup.rounds, warmup.batch and warmup.rows must be at least 1 when the warm-up is enabled");

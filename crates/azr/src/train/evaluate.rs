@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use azr_core::probe::ProbeScore;
 use azr_core::prompt::Rendering;
 use azr_core::{TaskStore, ValidTask};
-use azr_eval::{evaluate_with_progress, Benchmark, BenchmarkId, EvalOptions};
+use azr_eval::{evaluate_with_progress, Benchmark, EvalOptions};
 use azr_exec::Executor;
 use azr_model::Trainer;
 use serde_json::json;
@@ -152,7 +152,7 @@ impl Evaluator<'_> {
             executor,
             run_dir,
         } = *self;
-        let ids = BenchmarkId::parse_list(&cfg.eval.bench).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ids = cfg.eval.bench.ids();
         let data = azr_eval::DataSource::from_setting(&cfg.eval.data);
         let benchmarks = ids
             .iter()

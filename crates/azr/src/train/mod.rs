@@ -449,7 +449,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 let score = judge.probe(&trainer, &probe, step)?;
                 probe_line = Some(ProbeRecord::from(&score));
             }
-            if !cfg.eval.bench.trim().is_empty() && cfg.eval.limit > 0 {
+            if !cfg.eval.bench.ids().is_empty() && cfg.eval.limit > 0 {
                 bar.set_message(format!("step {step}: evaluating"));
                 eval = Some(judge.benchmarks(&trainer, step)?);
             }

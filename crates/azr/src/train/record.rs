@@ -184,6 +184,7 @@ impl StepRecord {
         };
         let time = &self.timing;
         tracing::info!(
+            target: "azr::train",
             "step {}: {:.0} s (generation {:.0}, execution {:.1}, training {:.0}, other {:.1}); \
              valid proposals {valid}; zero-variance groups {}/6, non-zero advantage {:.0}% of \
              tokens, strict format {:.0}%, scaffolded {:.0}%; {update}",
