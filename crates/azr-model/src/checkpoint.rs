@@ -72,11 +72,6 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Saves `model` + `tokenizer` as a new Hugging Face directory `dir`, atomically.
-pub fn save_hf_dir(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<()> {
-    create_dir_atomically(dir, |tmp| write_hf_files(model, tokenizer, tmp))
-}
-
 fn temp_sibling(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()

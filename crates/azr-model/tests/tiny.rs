@@ -203,7 +203,7 @@ fn qwen3_logits_match_candle_transformers() {
 fn teacher_forced_logprobs(model: &Model, prompt: &[u32], generated: &[u32]) -> Vec<f32> {
     let full: Vec<u32> = prompt.iter().chain(generated).copied().collect();
     let (tokens, padding) = left_pad(std::slice::from_ref(&full), 0, &Device::Cpu).unwrap();
-    let hidden = model.forward(&tokens, &padding, None).unwrap();
+    let hidden = model.forward(&tokens, &padding).unwrap();
     let logp = candle_nn::ops::log_softmax(&model.logits(&hidden).unwrap(), D::Minus1).unwrap();
     let logp: Vec<Vec<f32>> = logp.i(0).unwrap().to_vec2().unwrap();
     (0..generated.len())

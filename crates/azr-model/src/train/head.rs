@@ -202,25 +202,6 @@ fn token_row(
     })
 }
 
-/// `acc += t` elementwise, reading `t`'s CPU storage in place.
-pub(crate) fn add_into(acc: &mut [f32], t: &Tensor) -> Result<()> {
-    let t = t.contiguous()?;
-    with_cpu_slice(&t, |s| {
-        if s.len() != acc.len() {
-            bail!(
-                "gradient of {} elements for a buffer of {}",
-                s.len(),
-                acc.len()
-            );
-        }
-        acc.par_iter_mut()
-            .with_min_len(1 << 14)
-            .zip(s.par_iter())
-            .for_each(|(a, b)| *a += b);
-        Ok(())
-    })
-}
-
 /// Calls `f` with the f32 elements of a contiguous CPU tensor.
 pub(crate) fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();

@@ -1,7 +1,8 @@
 //! The CPU kernels of the training forward and backward, on plain f32 slices: RMSNorm, RoPE
 //! with the head transpose, the masked softmax of attention, SwiGLU, and a checked front end to
-//! `gemm`. Used by the candle custom ops ([`super::ops`]) and by the hand-written decoder block
-//! ([`super::block`]), so both compute exactly the same numbers.
+//! `gemm`. Used by the hand-written decoder block ([`super::block`]) and the trainer's final
+//! norm; the tests check them against candle's composed ops (`tests/train.rs`), which share
+//! nothing with them.
 //!
 //! Every reduction that crosses rows (a norm weight's or a bias' gradient) sums fixed blocks of
 //! rows in order: the result does not depend on how rayon splits the work, so a resumed run

@@ -23,8 +23,8 @@
 //! norms and LM head are frozen. Generation runs a merged copy of the weights, refreshed after
 //! every update.
 //!
-//! candle's autograd over [`Model::block_forward`] (with the custom ops of [`ops`]) remains as
-//! the reference the tests check the hand-written blocks against.
+//! The tests (`tests/train.rs`) check loss and every gradient against candle's autograd over
+//! the plain forward, [`Model::forward`], which shares no code with the blocks.
 
 pub mod adamw;
 mod block;
@@ -33,7 +33,6 @@ mod head;
 mod kernels;
 mod layers;
 mod objective;
-pub mod ops;
 mod params;
 mod rows;
 mod state;
@@ -42,14 +41,14 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use adamw::{AdamWConfig, AdamWState};
 use config::check_config;
 pub use config::TrainConfig;
-use head::{add_into, head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
-use layers::{autograd_backward, autograd_forward, hand_backward, hand_forward, HandCtx, Stash};
+use head::{head_backward, with_cpu_slice, HeadSums, HeadTokens, TokenLoss};
+use layers::HandCtx;
 use params::{full_params, lora_params, Param};
 pub use rows::{plan_micro_batches, TrainRow};
 pub use state::{ADAPTER_DIR, ADAPTER_FILE, PEFT_PREFIX};
@@ -93,17 +92,14 @@ pub struct TrainStats {
 
 /// The trainable model: every weight a `Var` with a gradient buffer, the AdamW state.
 pub struct Trainer {
-    /// The decoder over the `Var`s (tracked: used for the differentiable forward).
+    /// The decoder over the parameters' storage (under LoRA: the frozen weights with the
+    /// adapters attached): embeddings, tables and the merged copy come from it.
     model: Model,
     /// The same weights, untracked (for generation; shares storage, so it sees every update).
     inference: Model,
     params: Vec<Param>,
-    /// For each layer, the indices of its parameters.
-    layer_params: Vec<Vec<usize>>,
-    /// Each layer's tensors for the hand-written block forward/backward ([`block`]); `None`:
-    /// candle's autograd over `Model::block_forward` instead (the reference the tests check
-    /// the hand-written path against).
-    blocks: Option<Vec<block::Index>>,
+    /// Each layer's tensors for the hand-written block forward/backward ([`block`]).
+    blocks: Vec<block::Index>,
     /// Under LoRA, the frozen base weights, after the parameters in the blocks' tensor table.
     frozen: Vec<Tensor>,
     /// The embedding, LM head and final norm parameters (`None`: frozen, under LoRA).
@@ -144,14 +140,6 @@ impl Trainer {
         if !config.lora.enabled() && (embed.is_none() || head.is_none() || norm.is_none()) {
             bail!("the model lists no embedding, LM head or final norm weight");
         }
-        let layer_params = (0..cfg.num_layers)
-            .map(|l| {
-                let prefix = format!("model.layers.{l}.");
-                (0..params.len())
-                    .filter(|&i| params[i].name.starts_with(&prefix))
-                    .collect()
-            })
-            .collect();
         // The hand-written blocks read the parameters and, under LoRA, the frozen base weights.
         let frozen: Vec<(String, Tensor)> = if config.lora.enabled() {
             model.named_weights()
@@ -175,8 +163,7 @@ impl Trainer {
             model,
             inference,
             params,
-            layer_params,
-            blocks: Some(blocks),
+            blocks,
             frozen,
             embed,
             head,
@@ -366,7 +353,7 @@ impl Trainer {
                     continue;
                 }
                 let slot = start + j;
-                sel.push((row * t + slot - 1) as u32);
+                sel.push(row * t + slot - 1);
                 targets.push(tok);
                 old.push(r.old_logprobs.get(j).copied().unwrap_or(f32::NAN));
                 adv.push(r.advantage);
@@ -374,35 +361,39 @@ impl Trainer {
         }
 
         let t0 = Instant::now();
-        let ctx = model.forward_ctx(&padding, 0, t)?;
-        let x = model.embed_tokens(&tokens)?.detach();
-        let (x, stash) = match &self.blocks {
-            Some(index) => {
-                let hand = HandCtx::new(model, &ctx, b, t)?;
-                let (x, stash) = hand_forward(
-                    index,
-                    &self.params,
-                    &self.frozen,
-                    &hand,
-                    x,
-                    self.config.recompute,
-                )?;
-                (x, Stash::Hand(hand, stash))
-            }
-            None => autograd_forward(model, &ctx, x, self.config.recompute)?,
-        };
+        let hand = HandCtx::new(model, &model.forward_ctx(&padding, 0, t)?, b, t)?;
+        let x = model
+            .embed_tokens(&tokens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let (x, stash) = layers::forward(
+            &self.blocks,
+            &self.params,
+            &self.frozen,
+            &hand,
+            x,
+            self.config.recompute,
+        )?;
         stats.forward_secs += t0.elapsed().as_secs_f64();
 
-        // Final norm + head.
+        // Final norm + head, for the response positions only.
         let t1 = Instant::now();
-        let top = Var::from_tensor(&x)?;
-        let normed = model.final_norm(top.as_tensor(), false)?;
-        let idx = Tensor::from_vec(sel, targets.len(), &device)?;
-        let h_sel = normed.reshape((b * t, hidden))?.index_select(&idx, 0)?;
-        let head_w = model.lm_head_weight().detach();
+        let eps = model.config().rms_norm_eps as f32;
+        let norm_w = model.norm_weight();
+        let mut normed = vec![0f32; x.len()];
+        with_cpu_slice(norm_w, |w| {
+            kernels::rms_norm(&x, w, eps, &mut normed);
+            Ok(())
+        })?;
+        let h_sel: Vec<f32> = sel
+            .iter()
+            .flat_map(|&s| &normed[s * hidden..][..hidden])
+            .copied()
+            .collect();
+        let h_sel = Tensor::from_vec(h_sel, (sel.len(), hidden), &device)?;
         let grad_h = head_backward(
-            &h_sel.detach(),
-            &head_w,
+            &h_sel,
+            &model.lm_head_weight().detach(),
             &HeadTokens {
                 targets: &targets,
                 old_logprobs: &old,
@@ -412,65 +403,58 @@ impl Trainer {
             self.config.head_chunk,
             self.head.map(|i| self.params[i].grad.as_mut_slice()),
             sums,
-        )?;
-        let grads = (h_sel * grad_h)?.sum_all()?.backward()?;
-        if let Some(i) = self.norm {
-            let norm = &mut self.params[i];
-            add_into(
-                &mut norm.grad,
-                grads
-                    .get(norm.var.as_tensor())
-                    .context("no gradient for the final norm")?,
-            )?;
+        )?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+        // dL/d(normed): the head's gradient at the response positions, 0 elsewhere. Gradients
+        // are sums that start at 0 (as in candle's autograd, which this path replaced: 0 + -0.0
+        // is 0.0, so the same seeds still give the same bytes).
+        let mut g_normed = vec![0f32; x.len()];
+        for (k, &s) in sel.iter().enumerate() {
+            let dst = &mut g_normed[s * hidden..][..hidden];
+            for (d, g) in dst.iter_mut().zip(&grad_h[k * hidden..][..hidden]) {
+                *d += g;
+            }
         }
-        let g = grads
-            .get(top.as_tensor())
-            .context("no gradient for the last hidden state")?
-            .clone();
-        drop(grads);
+        let mut g = vec![0f32; x.len()];
+        let mut g_norm_w = vec![0f32; hidden];
+        with_cpu_slice(norm_w, |w| {
+            kernels::rms_norm_backward(&x, w, eps, &g_normed, &mut g, &mut g_norm_w);
+            Ok(())
+        })?;
+        g.iter_mut().for_each(|v| *v += 0.0);
+        if let Some(i) = self.norm {
+            for (a, &d) in self.params[i].grad.iter_mut().zip(&g_norm_w) {
+                *a += 0.0 + d;
+            }
+        }
         stats.head_secs += t1.elapsed().as_secs_f64();
 
         // Layers, top down.
         let t2 = Instant::now();
-        let g = match stash {
-            Stash::Hand(hand, stash) => {
-                let index = self
-                    .blocks
-                    .as_deref()
-                    .context("no block index for the hand-written backward")?;
-                hand_backward(index, &mut self.params, &self.frozen, &hand, stash, &g)?
-            }
-            Stash::Autograd(inputs, graphs) => autograd_backward(
-                model,
-                &mut self.params,
-                &self.layer_params,
-                &ctx,
-                inputs,
-                graphs,
-                g,
-            )?,
-        };
+        let g = layers::backward(
+            &self.blocks,
+            &mut self.params,
+            &self.frozen,
+            &hand,
+            stash,
+            g,
+        )?;
 
         // Embedding rows: scatter-add the input gradient (padding slots carry none).
-        let Some(embed) = self.embed else {
-            stats.backward_secs += t2.elapsed().as_secs_f64();
-            return Ok(());
-        };
-        let g = g.contiguous()?;
-        let embed = &mut self.params[embed].grad;
-        with_cpu_slice(&g, |gs| {
+        if let Some(embed) = self.embed {
+            let embed = &mut self.params[embed].grad;
             for (row, seq) in seqs.iter().enumerate() {
                 let pad = padding.pad[row];
                 for (j, &tok) in seq.iter().enumerate() {
-                    let src = &gs[(row * t + pad + j) * hidden..][..hidden];
+                    let src = &g[(row * t + pad + j) * hidden..][..hidden];
                     let dst = &mut embed[tok as usize * hidden..][..hidden];
                     for (d, s) in dst.iter_mut().zip(src) {
                         *d += s;
                     }
                 }
             }
-            Ok(())
-        })?;
+        }
         stats.backward_secs += t2.elapsed().as_secs_f64();
         Ok(())
     }
@@ -504,97 +488,4 @@ pub fn response_logprobs(model: &Model, rows: &[(Vec<u32>, Vec<u32>)]) -> Result
         out.push(lp.gather(&idx, 1)?.squeeze(1)?.to_vec1::<f32>()?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lora::LoraConfig;
-    use crate::tiny::{random_weights, tiny_config_json};
-    use crate::ModelConfig;
-    use candle_core::Device;
-
-    /// The hand-written block backward gives candle autograd's loss and gradients, every
-    /// coordinate of every trained tensor, with and without recompute, for full fine-tuning and
-    /// for LoRA (with non-zero B, so every adapter matrix has a gradient).
-    #[test]
-    fn hand_written_blocks_match_autograd() {
-        for arch in ["llama", "qwen2", "qwen3"] {
-            for lora_rank in [0, 3] {
-                compare_with_autograd(arch, lora_rank);
-            }
-        }
-    }
-
-    fn compare_with_autograd(arch: &str, lora_rank: usize) {
-        let json = tiny_config_json(arch, false, 256).to_string();
-        let cfg = ModelConfig::from_hf_json(&json).unwrap();
-        let w = random_weights(&cfg, 3).unwrap();
-        let model = Model::from_weights(&cfg, &w, &Device::Cpu).unwrap();
-        let config = TrainConfig {
-            entropy_coef: 0.05,
-            lora: LoraConfig {
-                rank: lora_rank,
-                ..LoraConfig::default()
-            },
-            ..TrainConfig::default()
-        };
-        let mut tr = Trainer::new(model, config).unwrap();
-        assert!(tr.blocks.is_some());
-        let mut seed = 12345u64;
-        for p in tr.params.iter().filter(|p| p.name.contains("lora_B")) {
-            let v: Vec<f32> = (0..p.var.elem_count())
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-                })
-                .collect();
-            let t = Tensor::from_vec(v, p.var.dims(), &Device::Cpu).unwrap();
-            p.var.set(&t).unwrap();
-        }
-        // Different lengths (left padding; the longest spans three attention tiles),
-        // mixed-sign advantages.
-        let rows: Vec<TrainRow> = [(6usize, 9usize, 1.0f32), (2, 13, -0.6), (30, 110, 0.3)]
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, r, advantage))| TrainRow {
-                prompt: (0..p).map(|j| ((i * 31 + j * 7) % 256) as u32).collect(),
-                response: (0..r)
-                    .map(|j| ((i * 17 + j * 13 + 5) % 256) as u32)
-                    .collect(),
-                old_logprobs: vec![],
-                sampled: vec![],
-                advantage,
-            })
-            .collect();
-        for recompute in [true, false] {
-            let what = format!("{arch}, LoRA rank {lora_rank}, recompute {recompute}");
-            tr.config.recompute = recompute;
-            let hand = tr.backward(&rows).unwrap();
-            let hand_grads: Vec<Vec<f32>> = tr.params.iter().map(|p| p.grad.clone()).collect();
-            let blocks = tr.blocks.take();
-            let auto = tr.backward(&rows).unwrap();
-            tr.blocks = blocks;
-            assert!(
-                (hand.loss - auto.loss).abs() <= 1e-6 * auto.loss.abs().max(1.0),
-                "{what}: loss {} vs {}",
-                hand.loss,
-                auto.loss
-            );
-            for (p, h) in tr.params.iter().zip(&hand_grads) {
-                let scale = p.grad.iter().fold(0f32, |m, g| m.max(g.abs()));
-                assert!(scale > 0.0, "{what}: {} has no gradient", p.name);
-                let diff = p
-                    .grad
-                    .iter()
-                    .zip(h)
-                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(
-                    diff <= 1e-4 * scale,
-                    "{what}: {} differs by {diff} (largest {scale})",
-                    p.name
-                );
-            }
-        }
-    }
 }
