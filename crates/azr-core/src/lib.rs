@@ -35,6 +35,7 @@ pub mod score;
 pub mod seeding;
 pub mod step;
 pub mod store;
+pub mod table;
 pub mod task;
 pub mod trr;
 pub mod validate;

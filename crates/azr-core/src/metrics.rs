@@ -5,6 +5,7 @@
 use crate::batch::Sample;
 use crate::reason::Reason;
 use crate::reward::SolverOutcome;
+use crate::table::{PerGroup, PerTask};
 use crate::task::Group;
 use crate::trr::GroupStats;
 use serde::{Deserialize, Serialize};
@@ -153,12 +154,10 @@ pub struct StepMetrics {
     /// Fraction of the trained (sampled) tokens whose advantage is not 0.
     #[serde(default)]
     pub nonzero_advantage_fraction: f64,
-    /// By group name (`propose_deduction`, ...); all six are present.
-    pub groups: BTreeMap<String, GroupMetrics>,
-    /// By task type name; all three are present.
-    pub proposals: BTreeMap<String, ProposalMetrics>,
-    /// Buffer sizes after this step's additions, by task type name.
-    pub buffer_sizes: BTreeMap<String, usize>,
+    pub groups: PerGroup<GroupMetrics>,
+    pub proposals: PerTask<ProposalMetrics>,
+    /// Buffer sizes after this step's additions.
+    pub buffer_sizes: PerTask<usize>,
     /// Prompts built from an identity seed because a buffer had nothing to give.
     pub seed_fallbacks: usize,
     /// The proposer reward used for solve rates 0 and 1 (spec: always logged).

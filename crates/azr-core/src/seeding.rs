@@ -22,23 +22,23 @@ use crate::prompt::Rendering;
 use crate::step::prompts::proposer_prompts;
 use crate::step::{generate, request, run_jobs, store_proposals, StepConfig, StepError, Tally};
 use crate::store::TaskStore;
+use crate::table::PerTask;
 use crate::task::{Role, TaskType};
 use crate::validate::{Proposed, Validated, ValidationPlan};
 use azr_exec::Executor;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What one seeding round did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeedingRound {
     pub round: u64,
-    /// By task type name; all three are present. Only `proposed`, `valid`, `added` and
-    /// `rejections` are filled (no solve rates are estimated while seeding).
-    pub proposals: BTreeMap<String, ProposalMetrics>,
+    /// Only `proposed`, `valid`, `added` and `rejections` are filled (no solve rates are
+    /// estimated while seeding).
+    pub proposals: PerTask<ProposalMetrics>,
     /// Tasks newly stored by this round, all types together.
     pub added: usize,
-    /// Buffer sizes after this round's additions, by task type name.
-    pub buffer_sizes: BTreeMap<String, usize>,
+    /// Buffer sizes after this round's additions.
+    pub buffer_sizes: PerTask<usize>,
     /// Sum of the generated responses' token counts.
     pub generated_tokens: usize,
     /// Executor jobs run by this round's validation.
@@ -123,10 +123,7 @@ pub fn run_seeding_round(
         round,
         proposals,
         added: tasks.iter().filter(|t| t.added).count(),
-        buffer_sizes: TaskType::ALL
-            .iter()
-            .map(|t| (t.as_str().to_string(), store.len(*t)))
-            .collect(),
+        buffer_sizes: PerTask::from_fn(|t| store.len(t)),
         generated_tokens: responses.iter().map(|r| r.tokens).sum(),
         executor_jobs,
         responses: samples,

@@ -47,12 +47,12 @@ use crate::reward::{
 };
 use crate::score::ScorePlan;
 use crate::store::TaskStore;
+use crate::table::{PerGroup, PerTask};
 use crate::task::{Group, Role, TaskType, ValidTask};
 use crate::trr::{trr_advantages, SequenceReward};
 use crate::validate::{Proposed, Validated, ValidationPlan};
 use azr_exec::{Executor, Job, JobResult, Pending};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 mod config;
@@ -247,8 +247,7 @@ fn judge_proposal(
 
 /// The proposals of a step or a seeding round, tallied per task type, and the valid ones.
 pub(crate) struct Tally {
-    /// By task type name; all three are present.
-    pub proposals: BTreeMap<String, ProposalMetrics>,
+    pub proposals: PerTask<ProposalMetrics>,
     pub tasks: Vec<EstimatedTask>,
 }
 
@@ -264,23 +263,17 @@ pub(crate) fn store_proposals(
 ) -> Tally {
     let estimated = estimates.is_some();
     let mut estimates = estimates.unwrap_or_default().into_iter();
-    let mut proposals: BTreeMap<String, ProposalMetrics> = TaskType::ALL
-        .iter()
-        .map(|t| {
-            let m = if estimated {
-                ProposalMetrics::new(n)
-            } else {
-                ProposalMetrics::default()
-            };
-            (t.as_str().to_string(), m)
-        })
-        .collect();
+    let mut proposals = PerTask::from_fn(|_| {
+        if estimated {
+            ProposalMetrics::new(n)
+        } else {
+            ProposalMetrics::default()
+        }
+    });
     let mut tasks = Vec::new();
     for (prompt, verdict) in proposers.iter().zip(verdicts) {
         let outcomes = estimates.next();
-        let Some(m) = proposals.get_mut(prompt.task_type.as_str()) else {
-            continue;
-        };
+        let m = &mut proposals[prompt.task_type];
         let task = match verdict {
             Err(rejected) => {
                 m.reject(&rejected.reason);
@@ -494,18 +487,9 @@ pub fn run_step(
         } else {
             informative_tokens as f64 / trained_tokens as f64
         },
-        groups: Group::ALL
-            .iter()
-            .map(|g| {
-                let stats = &adv.stats[g.index()];
-                (g.name().to_string(), GroupMetrics::of(*g, &samples, stats))
-            })
-            .collect(),
+        groups: PerGroup::from_fn(|g| GroupMetrics::of(g, &samples, &adv.stats[g.index()])),
         proposals,
-        buffer_sizes: TaskType::ALL
-            .iter()
-            .map(|t| (t.as_str().to_string(), store.len(*t)))
-            .collect(),
+        buffer_sizes: PerTask::from_fn(|t| store.len(t)),
         seed_fallbacks: fallbacks,
         extreme_reward: cfg.rewards.extreme,
         executor_jobs: validation_jobs + splan.jobs().len() + est.jobs,

@@ -33,6 +33,15 @@ impl TaskType {
         TaskType::Induction,
     ];
 
+    /// Position of this type in [`TaskType::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            TaskType::Deduction => 0,
+            TaskType::Abduction => 1,
+            TaskType::Induction => 2,
+        }
+    }
+
     /// Lower-case name (`"deduction"`, ...), the same as the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,12 +118,7 @@ impl Group {
             Role::Propose => 0,
             Role::Solve => 3,
         };
-        let t = match self.task_type {
-            TaskType::Deduction => 0,
-            TaskType::Abduction => 1,
-            TaskType::Induction => 2,
-        };
-        r + t
+        r + self.task_type.index()
     }
 
     /// Name used in logs and metrics, e.g. `propose_deduction`.

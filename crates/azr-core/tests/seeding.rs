@@ -104,7 +104,7 @@ fn seed(round: u64, store: &mut TaskStore, policy: &mut Proposers) -> SeedingRou
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn rejections(r: &SeedingRound, t: &str) -> Vec<(String, usize)> {
+fn rejections(r: &SeedingRound, t: TaskType) -> Vec<(String, usize)> {
     r.proposals[t]
         .rejections
         .iter()
@@ -112,7 +112,7 @@ fn rejections(r: &SeedingRound, t: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
-fn counts(r: &SeedingRound, t: &str) -> (usize, usize, usize) {
+fn counts(r: &SeedingRound, t: TaskType) -> (usize, usize, usize) {
     let m = &r.proposals[t];
     (m.proposed, m.valid, m.added)
 }
@@ -175,7 +175,7 @@ fn valid_distinct_proposals_grow_every_buffer_until_done() {
 
     assert_eq!(r.round, 0);
     assert_eq!(r.added, 12);
-    for t in ["deduction", "abduction", "induction"] {
+    for t in TaskType::ALL {
         assert_eq!(counts(&r, t), (4, 4, 4), "{t}");
         assert!(r.proposals[t].rejections.is_empty(), "{t}");
         // no solve rates while seeding
@@ -223,7 +223,7 @@ fn valid_distinct_proposals_grow_every_buffer_until_done() {
     let r = seed(1, &mut store, &mut policy);
     assert!(policy.all_used());
     assert_eq!((r.round, r.added), (1, 12));
-    assert_eq!(counts(&r, "induction"), (4, 4, 4));
+    assert_eq!(counts(&r, TaskType::Induction), (4, 4, 4));
     let shown: std::collections::HashSet<&str> = policy.calls[0][8..]
         .iter()
         .filter_map(|q| {
@@ -285,7 +285,7 @@ fn invalid_and_malformed_proposals_are_counted_by_reason_and_not_stored() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        rejections(&r, "deduction"),
+        rejections(&r, TaskType::Deduction),
         own(&[
             ("exec.banned_module", 1),
             ("parse.format.missing_answer", 1),
@@ -293,7 +293,7 @@ fn invalid_and_malformed_proposals_are_counted_by_reason_and_not_stored() {
         ])
     );
     assert_eq!(
-        rejections(&r, "abduction"),
+        rejections(&r, TaskType::Abduction),
         own(&[
             ("duplicate", 1),
             ("exec.error", 1),
@@ -301,14 +301,14 @@ fn invalid_and_malformed_proposals_are_counted_by_reason_and_not_stored() {
         ])
     );
     assert_eq!(
-        rejections(&r, "induction"),
+        rejections(&r, TaskType::Induction),
         own(&[
             ("exec.input_not_literal", 1),
             ("message_has_code", 1),
             ("too_few_distinct_inputs", 1),
         ])
     );
-    for t in ["deduction", "abduction", "induction"] {
+    for t in TaskType::ALL {
         assert_eq!(counts(&r, t), (4, 1, 1), "{t}");
     }
     assert_eq!(r.added, 3);
@@ -338,10 +338,13 @@ fn duplicates_are_stored_once() {
     let mut policy = script();
     let r = seed(0, &mut store, &mut policy);
     // identical proposals of one round: all valid, stored once
-    assert_eq!(counts(&r, "deduction"), (4, 4, 1));
-    assert_eq!(counts(&r, "abduction"), (4, 3, 2));
-    assert_eq!(rejections(&r, "abduction"), [("duplicate".to_string(), 1)]);
-    assert_eq!(counts(&r, "induction"), (4, 4, 1));
+    assert_eq!(counts(&r, TaskType::Deduction), (4, 4, 1));
+    assert_eq!(counts(&r, TaskType::Abduction), (4, 3, 2));
+    assert_eq!(
+        rejections(&r, TaskType::Abduction),
+        [("duplicate".to_string(), 1)]
+    );
+    assert_eq!(counts(&r, TaskType::Induction), (4, 4, 1));
     assert_eq!(r.added, 4);
     assert_eq!(sizes(&store), [2, 3, 2]);
 
@@ -349,10 +352,16 @@ fn duplicates_are_stored_once() {
     // programs now; the record is a duplicate only where the identity is shown again.
     let mut policy = script();
     let r = seed(1, &mut store, &mut policy);
-    assert_eq!(counts(&r, "deduction"), (4, 0, 0));
-    assert_eq!(rejections(&r, "deduction"), [("duplicate".to_string(), 4)]);
-    assert_eq!(counts(&r, "abduction"), (4, 0, 0));
-    assert_eq!(rejections(&r, "abduction"), [("duplicate".to_string(), 4)]);
+    assert_eq!(counts(&r, TaskType::Deduction), (4, 0, 0));
+    assert_eq!(
+        rejections(&r, TaskType::Deduction),
+        [("duplicate".to_string(), 4)]
+    );
+    assert_eq!(counts(&r, TaskType::Abduction), (4, 0, 0));
+    assert_eq!(
+        rejections(&r, TaskType::Abduction),
+        [("duplicate".to_string(), 4)]
+    );
     let identity_shown = policy.calls[0][8..]
         .iter()
         .filter(|q| q.prompt.contains(&format!("```python\n{IDENTITY}\n```")))
@@ -361,7 +370,7 @@ fn duplicates_are_stored_once() {
         identity_shown >= 1,
         "refill shows every program at least once"
     );
-    let ind = &r.proposals["induction"];
+    let ind = &r.proposals[TaskType::Induction];
     assert_eq!(
         ind.rejections.get("duplicate").copied().unwrap_or(0),
         identity_shown
@@ -390,7 +399,7 @@ fn garbage_is_all_format_errors_and_errors_leave_the_store_alone() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((r.round, r.added, r.executor_jobs), (4, 0, 0));
     assert_eq!(r.generated_tokens, 24);
-    for t in ["deduction", "abduction", "induction"] {
+    for t in TaskType::ALL {
         assert_eq!(
             rejections(&r, t),
             [("parse.format.think_not_closed".to_string(), 4)]

@@ -467,9 +467,9 @@ fn scripted_step_rewards_and_advantages() {
     assert_eq!(m.executor_jobs, 15 + 10 + 17);
     assert_eq!(m.seed_fallbacks, 0);
     assert_eq!(m.extreme_reward, 0.0);
-    let g = |name: &str| &m.groups[name];
-    let summary = |name: &str| {
-        let x = g(name);
+    let g = |group: Group| &m.groups[group];
+    let summary = |group: Group| {
+        let x = g(group);
         (
             x.count,
             x.successes,
@@ -478,46 +478,46 @@ fn scripted_step_rewards_and_advantages() {
             x.format_error_rate,
         )
     };
-    assert_eq!(summary("propose_deduction"), (4, 2, 1, 0.5, 0.25));
-    assert_eq!(summary("propose_abduction"), (4, 2, 0, 0.5, 0.0));
-    assert_eq!(summary("propose_induction"), (4, 1, 0, 0.25, 0.0));
-    assert_eq!(summary("solve_deduction"), (4, 2, 1, 0.5, 0.25));
-    assert_eq!(summary("solve_abduction"), (4, 2, 0, 0.5, 0.0));
-    assert_eq!(summary("solve_induction"), (4, 2, 1, 0.5, 0.25));
+    assert_eq!(summary(Group::PROPOSE_DEDUCTION), (4, 2, 1, 0.5, 0.25));
+    assert_eq!(summary(Group::PROPOSE_ABDUCTION), (4, 2, 0, 0.5, 0.0));
+    assert_eq!(summary(Group::PROPOSE_INDUCTION), (4, 1, 0, 0.25, 0.0));
+    assert_eq!(summary(Group::SOLVE_DEDUCTION), (4, 2, 1, 0.5, 0.25));
+    assert_eq!(summary(Group::SOLVE_ABDUCTION), (4, 2, 0, 0.5, 0.0));
+    assert_eq!(summary(Group::SOLVE_INDUCTION), (4, 2, 1, 0.5, 0.25));
     // per-sequence reward mean of PD: (0.5 - 1 - 1 + 0)/4 = -0.375; token-weighted: -0.125
-    close(g("propose_deduction").reward_mean, -0.375, "PD mean");
+    close(g(Group::PROPOSE_DEDUCTION).reward_mean, -0.375, "PD mean");
     close(
-        g("propose_deduction").token_reward_mean,
+        g(Group::PROPOSE_DEDUCTION).token_reward_mean,
         -0.125,
         "PD token mean",
     );
     close(
-        g("propose_deduction").token_reward_std,
+        g(Group::PROPOSE_DEDUCTION).token_reward_std,
         (2.375f64 / 7.0).sqrt(),
         "PD token std",
     );
-    assert_eq!(g("solve_induction").tokens, 8);
+    assert_eq!(g(Group::SOLVE_INDUCTION).tokens, 8);
 
-    let p = |t: &str| &m.proposals[t];
-    let rej = |t: &str| {
+    let p = |t: TaskType| &m.proposals[t];
+    let rej = |t: TaskType| {
         p(t).rejections
             .iter()
             .map(|(k, v)| (k.as_str(), *v))
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        rej("deduction"),
+        rej(TaskType::Deduction),
         [
             ("exec.banned_module", 1),
             ("parse.format.missing_answer", 1)
         ]
     );
     assert_eq!(
-        rej("abduction"),
+        rej(TaskType::Abduction),
         [("duplicate", 1), ("exec.nondeterministic", 1)]
     );
     assert_eq!(
-        rej("induction"),
+        rej(TaskType::Induction),
         [
             ("exec.input_not_literal", 1),
             ("message_has_code", 1),
@@ -525,18 +525,21 @@ fn scripted_step_rewards_and_advantages() {
         ]
     );
     // histogram index = solved of 4
-    assert_eq!(p("deduction").solve_rate_histogram, [0, 0, 1, 0, 1]);
-    assert_eq!(p("abduction").solve_rate_histogram, [1, 0, 0, 1, 0]);
-    assert_eq!(p("induction").solve_rate_histogram, [0, 1, 0, 0, 0]);
-    assert_eq!((p("deduction").valid, p("deduction").extreme), (2, 1));
+    assert_eq!(p(TaskType::Deduction).solve_rate_histogram, [0, 0, 1, 0, 1]);
+    assert_eq!(p(TaskType::Abduction).solve_rate_histogram, [1, 0, 0, 1, 0]);
+    assert_eq!(p(TaskType::Induction).solve_rate_histogram, [0, 1, 0, 0, 0]);
+    assert_eq!(
+        (p(TaskType::Deduction).valid, p(TaskType::Deduction).extreme),
+        (2, 1)
+    );
     close(
-        p("abduction").mean_solve_rate,
+        p(TaskType::Abduction).mean_solve_rate,
         (0.75 + 0.0) / 2.0,
         "PA solve rate",
     );
     // learnability format errors: PD1, PA4, PI1 each had one
-    assert_eq!(p("deduction").estimate_format_errors, 1);
-    assert_eq!(p("induction").estimate_samples, 4);
+    assert_eq!(p(TaskType::Deduction).estimate_format_errors, 1);
+    assert_eq!(p(TaskType::Induction).estimate_samples, 4);
     assert_eq!(
         m.buffer_sizes.values().copied().collect::<Vec<_>>(),
         [3, 3, 2] // abduction, deduction, induction
@@ -619,7 +622,7 @@ fn next_step_solves_the_newest_tasks_first_and_garbage_gets_zero_advantage() {
         .all(|s| s.reward == -1.0 && s.advantage == 0.0));
     assert!(out.tasks.is_empty());
     assert_eq!(
-        out.metrics.proposals["deduction"].rejections["parse.format.think_not_closed"],
+        out.metrics.proposals[TaskType::Deduction].rejections["parse.format.think_not_closed"],
         4
     );
     assert_eq!(out.metrics.executor_jobs, 0);
@@ -650,7 +653,7 @@ fn empty_buffers_fall_back_to_the_seeds() {
     assert!(reqs[4].prompt.contains(IDENTITY));
     // zero-token responses: A = 0, never NaN
     assert!(out.samples.iter().all(|s| s.advantage == 0.0));
-    assert_eq!(out.metrics.groups["solve_abduction"].tokens, 0);
+    assert_eq!(out.metrics.groups[Group::SOLVE_ABDUCTION].tokens, 0);
     assert_eq!(store.len(TaskType::Deduction), 0);
 }
 

@@ -2,10 +2,9 @@
 //! [`StepMetrics`]), the update ([`TrainStats`]), where the time went, and the evaluations of that
 //! step. `azr report` and TensorBoard read it back generically (any numeric key is a curve).
 
-use std::collections::BTreeMap;
-
 use azr_core::metrics::{GroupMetrics, ProposalMetrics};
 use azr_core::probe::ProbeScore;
+use azr_core::table::{PerGroup, PerTask};
 use azr_core::StepOutput;
 use azr_model::TrainStats;
 use serde::Serialize;
@@ -13,11 +12,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
     pub step: u64,
-    /// By group name (`propose_deduction`, ...).
-    pub groups: BTreeMap<String, GroupRecord>,
-    /// By task type name.
-    pub proposals: BTreeMap<String, ProposalMetrics>,
-    pub buffer_sizes: BTreeMap<String, usize>,
+    pub groups: PerGroup<GroupRecord>,
+    pub proposals: PerTask<ProposalMetrics>,
+    pub buffer_sizes: PerTask<usize>,
     pub seed_fallbacks: usize,
     pub zero_variance_groups: usize,
     pub nonzero_advantage_fraction: f64,
@@ -110,22 +107,14 @@ impl StepRecord {
         let exec = out.executor;
         StepRecord {
             step: m.step,
-            groups: m
-                .groups
-                .iter()
-                .map(|(name, g)| {
-                    let response_length = if g.count > 0 {
-                        g.tokens as f64 / g.count as f64
-                    } else {
-                        0.0
-                    };
-                    let record = GroupRecord {
-                        metrics: g.clone(),
-                        response_length,
-                    };
-                    (name.clone(), record)
-                })
-                .collect(),
+            groups: m.groups.map(|_, g| GroupRecord {
+                metrics: g.clone(),
+                response_length: if g.count > 0 {
+                    g.tokens as f64 / g.count as f64
+                } else {
+                    0.0
+                },
+            }),
             proposals: m.proposals.clone(),
             buffer_sizes: m.buffer_sizes.clone(),
             seed_fallbacks: m.seed_fallbacks,
@@ -176,11 +165,7 @@ impl StepRecord {
             "no update: zero gradient (every advantage is 0)".to_string()
         };
         let mean_of = |f: fn(&GroupMetrics) -> f64| -> f64 {
-            if self.groups.is_empty() {
-                0.0
-            } else {
-                self.groups.values().map(|g| f(&g.metrics)).sum::<f64>() / self.groups.len() as f64
-            }
+            self.groups.values().map(|g| f(&g.metrics)).sum::<f64>() / self.groups.len() as f64
         };
         let time = &self.timing;
         tracing::info!(
