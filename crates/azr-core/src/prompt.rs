@@ -56,6 +56,15 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
 /// A model's chat template: messages in, prompt text out (ending where the assistant's reply
 /// starts, i.e. with the generation prompt added).
 pub trait ChatTemplate {

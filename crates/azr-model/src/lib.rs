@@ -3,10 +3,11 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
-//! use azr_model::{generate, load, resolve_model, row_seeds, ChatMessage, SamplingParams};
+//! use azr_model::{generate, load, resolve_model, row_seeds, SamplingParams};
 //! let path = resolve_model("smollm2-135m", &mut |msg| eprintln!("{msg}"))?;
 //! let lm = load(&path)?;
-//! let text = lm.tokenizer.apply_chat_template(&[ChatMessage::new("user", "Hi!")], true)?;
+//! let hi = serde_json::json!({"role": "user", "content": "Hi!"});
+//! let text = lm.tokenizer.apply_chat_template(&[hi], true)?;
 //! let prompt = lm.tokenizer.encode(&text, false)?;
 //! let params = SamplingParams { stop_token_ids: lm.config().eos_token_ids.clone(), ..Default::default() };
 //! let out = generate(&lm.model, Some(&lm.tokenizer), &[prompt], &params, &row_seeds(0, 1))?;
@@ -22,6 +23,7 @@ pub mod fetch;
 pub mod generate;
 pub mod lora;
 pub mod model;
+#[cfg(any(test, feature = "test-util"))]
 pub mod tiny;
 pub mod tokenizer;
 pub mod train;
@@ -46,7 +48,7 @@ pub use generate::{
 };
 pub use lora::{LoraConfig, LoraTargets};
 pub use model::{ForwardCtx, KvCache, Model, Padding};
-pub use tokenizer::{ChatMessage, Tokenizer};
+pub use tokenizer::Tokenizer;
 pub use train::{TrainConfig, TrainRow, TrainStats, Trainer};
 
 /// Where a model was loaded from.

@@ -1,6 +1,7 @@
 //! Tiny random models (2 layers, hidden 64, a byte-level tokenizer) written as Hugging Face
-//! directories: for tests and for smoke runs of the trainer, where a real model is too slow.
-//! Their outputs are noise; their shapes exercise every code path of the real architectures.
+//! directories, for tests where a real model is too slow (compiled with the `test-util` feature
+//! only). Their outputs are noise; their shapes exercise every code path of the real
+//! architectures.
 
 use std::path::Path;
 

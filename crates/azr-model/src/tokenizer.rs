@@ -28,22 +28,6 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior};
 /// digits, punctuation runs, newlines, spaces.
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-/// One chat message for [`Tokenizer::apply_chat_template`].
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
-
 /// A tokenizer with the model's chat template and special tokens.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -341,10 +325,12 @@ impl Tokenizer {
             .map_err(|e| anyhow!("decoding: {e}"))
     }
 
-    /// Renders the chat template (Jinja, as in `transformers`' `apply_chat_template`).
+    /// Renders the chat template (Jinja, as in `transformers`' `apply_chat_template`). A message
+    /// is anything that serializes as `{"role": ..., "content": ...}`: azr-core's `ChatMessage`,
+    /// or a JSON object.
     pub fn apply_chat_template(
         &self,
-        messages: &[ChatMessage],
+        messages: &[impl Serialize],
         add_generation_prompt: bool,
     ) -> Result<String> {
         let template = self
@@ -365,7 +351,7 @@ impl Tokenizer {
 /// templates (`.strip()`, `.startswith()`...) come from minijinja-contrib's pycompat layer.
 pub fn render_chat_template(
     template: &str,
-    messages: &[ChatMessage],
+    messages: &[impl Serialize],
     add_generation_prompt: bool,
     bos_token: &str,
     eos_token: &str,

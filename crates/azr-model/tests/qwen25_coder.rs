@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use azr_model::{generate, load, resolve_model, ChatMessage, LoadedModel, SamplingParams};
+use azr_model::{generate, load, resolve_model, LoadedModel, SamplingParams};
 
 fn model() -> &'static LoadedModel {
     static MODEL: OnceLock<LoadedModel> = OnceLock::new();
@@ -65,7 +65,7 @@ fn qwen2_chat_and_greedy_answer() {
     let text = lm
         .tokenizer
         .apply_chat_template(
-            &[ChatMessage::new("user", "What is the capital of France?")],
+            &[serde_json::json!({"role": "user", "content": "What is the capital of France?"})],
             true,
         )
         .unwrap();

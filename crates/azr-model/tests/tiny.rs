@@ -8,9 +8,7 @@ use std::path::Path;
 
 use azr_model::model::left_pad;
 use azr_model::tiny::{write_tiny_model, TINY_VOCAB};
-use azr_model::{
-    generate, load, row_seeds, ChatMessage, FinishReason, Model, ModelConfig, SamplingParams,
-};
+use azr_model::{generate, load, row_seeds, FinishReason, Model, ModelConfig, SamplingParams};
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -338,7 +336,10 @@ fn hf_directory_tokenizer_and_chat_template() {
     assert_eq!(lm.config().eos_token_ids, vec![257]);
     let text = lm
         .tokenizer
-        .apply_chat_template(&[ChatMessage::new("user", "Hi")], true)
+        .apply_chat_template(
+            &[serde_json::json!({"role": "user", "content": "Hi"})],
+            true,
+        )
         .unwrap();
     assert_eq!(
         text,

@@ -1,12 +1,13 @@
 //! `azr model ...` (fetch and list the named offline models) and `azr generate`.
 
+use azr_core::prompt::{ChatMessage, ChatRole};
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use azr_model::{
-    generate_with_stats, load, resolve_model, row_seeds, ChatMessage, SamplingParams,
-    DEFAULT_MODEL, KNOWN_MODELS,
+    generate_with_stats, load, resolve_model, row_seeds, SamplingParams, DEFAULT_MODEL,
+    KNOWN_MODELS,
 };
 use clap::{Args, Subcommand};
 
@@ -118,9 +119,9 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         let ids = if args.chat {
             let mut messages = vec![];
             if let Some(s) = &args.system {
-                messages.push(ChatMessage::new("system", s));
+                messages.push(ChatMessage::new(ChatRole::System, s));
             }
-            messages.push(ChatMessage::new("user", p));
+            messages.push(ChatMessage::new(ChatRole::User, p));
             let text = lm.tokenizer.apply_chat_template(&messages, true)?;
             lm.tokenizer.encode(&text, false)?
         } else {

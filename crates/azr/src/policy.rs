@@ -36,19 +36,8 @@ impl ChatTemplate for ChatBridge<'_> {
     /// (Checked at start-up by [`rendering`]: a template that renders "hi" renders these too,
     /// so an error here renders as empty text.)
     fn apply(&self, messages: &[ChatMessage]) -> String {
-        let messages: Vec<azr_model::ChatMessage> = messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    ChatRole::System => "system",
-                    ChatRole::User => "user",
-                    ChatRole::Assistant => "assistant",
-                };
-                azr_model::ChatMessage::new(role, &m.content)
-            })
-            .collect();
         self.0
-            .apply_chat_template(&messages, true)
+            .apply_chat_template(messages, true)
             .unwrap_or_default()
     }
 }
@@ -67,7 +56,7 @@ pub fn rendering<'a>(
         }
         _ => {
             chat.0
-                .apply_chat_template(&[azr_model::ChatMessage::new("user", "hi")], true)
+                .apply_chat_template(&[ChatMessage::new(ChatRole::User, "hi")], true)
                 .context("the model's chat template does not render (use the plain template: model.template = \"plain\", or azr eval --plain)")?;
             Ok(Rendering::Chat(chat))
         }

@@ -16,9 +16,10 @@
 //! `AZR_LLAMA_CPP_PYTHON` names another interpreter that has `llama_cpp`.
 
 use anyhow::{Context, Result};
+use azr_core::prompt::{ChatMessage, ChatRole};
 use azr_model::{
-    generate_with_options, generate_with_stats, load, resolve_model, row_seeds, ChatMessage,
-    GenerateOptions, SamplingParams, DEFAULT_MODEL,
+    generate_with_options, generate_with_stats, load, resolve_model, row_seeds, GenerateOptions,
+    SamplingParams, DEFAULT_MODEL,
 };
 use clap::Args;
 
@@ -237,7 +238,7 @@ pub fn run(args: &GenerateBenchArgs) -> Result<()> {
     let mut lm = load(&path)?;
     let text = lm.tokenizer.apply_chat_template(
         &[ChatMessage::new(
-            "user",
+            ChatRole::User,
             "Write a Python function f(a) that takes a list of integers and returns the sum of the \
              squares of its even elements. Then give an input for it and the output it produces.",
         )],
