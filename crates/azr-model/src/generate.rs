@@ -530,111 +530,13 @@ const PREFILL_SCORES_BYTES: usize = 256 << 20;
 mod tests {
     use super::*;
 
+    /// The smallest budget prefills in chunks of 64 (`tests/tiny.rs` checks that chunked and
+    /// whole prefills generate the same).
     #[test]
-    fn a_chunked_prefill_generates_what_a_whole_one_does() {
+    fn the_smallest_prefill_budget_gives_chunks_of_64() {
         let dir = tempfile::tempdir().unwrap();
         crate::tiny::write_tiny_model(dir.path(), "qwen2", false, 5, 256).unwrap();
         let lm = crate::load(dir.path()).unwrap();
-        // 150 and 20 tokens: with the smallest budget the prefill runs in chunks of 64.
-        let prompts = vec![
-            (0..150u32).map(|i| (i * 37 + 5) % 250).collect::<Vec<_>>(),
-            (0..20u32).map(|i| (i * 11 + 3) % 250).collect(),
-        ];
         assert_eq!(prefill_chunk(&lm.model, 2, 150, 0), 64);
-        let params = SamplingParams::greedy(16);
-        let seeds = row_seeds(3, 2);
-        let run = |prefill_bytes| {
-            let options = GenerateOptions {
-                prefill_bytes,
-                ..GenerateOptions::default()
-            };
-            generate_with_options(&lm.model, None, &prompts, &params, &seeds, None, &options)
-        };
-        let (whole, _) = run(usize::MAX).unwrap();
-        let (chunked, _) = run(0).unwrap();
-        for (w, c) in whole.iter().zip(&chunked) {
-            assert_eq!(w.tokens, c.tokens);
-            for (a, b) in w.logprobs.iter().zip(&c.logprobs) {
-                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-            }
-        }
-    }
-
-    #[test]
-    fn shared_prompts_and_prefixes_generate_what_unshared_rows_do() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::tiny::write_tiny_model(dir.path(), "qwen2", false, 6, 256).unwrap();
-        let lm = crate::load(dir.path()).unwrap();
-        // A 70-token common prefix (two prefill chunks at the smallest budget), then suffixes:
-        // one row twice, one padded past the prefix, one not padded.
-        let prefix: Vec<u32> = (0..70u32).map(|i| (i * 13 + 1) % 250).collect();
-        let with = |tail: &[u32]| [prefix.as_slice(), tail].concat();
-        let prompts = vec![
-            with(&[7, 8, 9]),
-            with(&[200]),
-            with(&[7, 8, 9]),
-            with(&(0..90u32).map(|i| (i * 7 + 2) % 250).collect::<Vec<_>>()),
-            with(&(0..40u32).map(|i| (i * 5 + 4) % 250).collect::<Vec<_>>()),
-        ];
-        let seeds = row_seeds(5, prompts.len());
-        let sampled = SamplingParams {
-            temperature: 0.9,
-            top_k: 100,
-            ..SamplingParams::greedy(12)
-        };
-        for params in [SamplingParams::greedy(12), sampled] {
-            for budget in [0, usize::MAX] {
-                let options = GenerateOptions {
-                    prefill_bytes: budget,
-                    ..GenerateOptions::default()
-                };
-                let run = |p: &[Vec<u32>], s: &[u64]| {
-                    generate_with_options(&lm.model, None, p, &params, s, None, &options).unwrap()
-                };
-                let (shared, stats) = run(&prompts, &seeds);
-                let all: usize = prompts.iter().map(Vec::len).sum();
-                assert_eq!(stats.prefill_tokens, all);
-                // The duplicate runs not at all, the prefix once: 70 + 3 + 1 + 90 + 40.
-                assert_eq!(stats.prefill_computed, 70 + 3 + 1 + 90 + 40);
-                for (i, p) in prompts.iter().enumerate() {
-                    let (alone, alone_stats) = run(std::slice::from_ref(p), &seeds[i..=i]);
-                    assert_eq!(alone_stats.prefill_computed, p.len());
-                    let what = format!("row {i}, t {}, budget {budget}", params.temperature);
-                    assert_eq!(shared[i].tokens, alone[0].tokens, "{what}");
-                    for (a, b) in shared[i].logprobs.iter().zip(&alone[0].logprobs) {
-                        assert!((a - b).abs() < 1e-4, "{what}: {a} vs {b}");
-                    }
-                }
-                if params.temperature > 0.0 {
-                    // Two samples of one prompt share its prefill, not their seeds.
-                    assert_ne!(shared[0].tokens, shared[2].tokens);
-                }
-            }
-        }
-        // One prompt for every row: prefilled once.
-        let same = vec![prompts[1].clone(); 3];
-        let run = |share_prefill| {
-            let options = GenerateOptions {
-                share_prefill,
-                ..GenerateOptions::default()
-            };
-            let greedy = SamplingParams::greedy(4);
-            generate_with_options(
-                &lm.model,
-                None,
-                &same,
-                &greedy,
-                &row_seeds(1, 3),
-                None,
-                &options,
-            )
-            .unwrap()
-        };
-        let ((shared, stats), (unshared, unshared_stats)) = (run(true), run(false));
-        assert_eq!(stats.prefill_computed, prompts[1].len());
-        assert_eq!(unshared_stats.prefill_computed, 3 * prompts[1].len());
-        for (a, b) in shared.iter().zip(&unshared) {
-            assert_eq!(a.tokens, b.tokens);
-        }
     }
 }
