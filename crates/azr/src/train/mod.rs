@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use azr_core::prompt::Rendering;
+use azr_core::table::PerTask;
 use azr_core::{run_seeding_round, run_step, seeding_done, StepOutput, TaskStore};
 use azr_exec::Executor;
 use azr_model::{resolve_model, LoadedModel, SamplingParams, TrainRow, TrainStats, Trainer};
@@ -334,7 +335,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                  continues from what the buffers hold (the identity seed at least)",
                 cfg.seeding.target,
                 state.seeding_rounds,
-                store_sizes(&store)
+                PerTask::from_fn(|t| store.len(t))
             );
         }
         run_dir.save_checkpoint(
@@ -570,13 +571,6 @@ fn strip_step(line: &serde_json::Value) -> serde_json::Value {
         o.remove("step");
     }
     v
-}
-
-fn store_sizes(store: &TaskStore) -> Vec<(String, usize)> {
-    azr_core::TaskType::ALL
-        .iter()
-        .map(|t| (t.as_str().to_string(), store.len(*t)))
-        .collect()
 }
 
 /// First Ctrl-C: finish the current step, checkpoint, stop. Second: exit at once.
