@@ -9,10 +9,13 @@
 //! 1. `</think>` if the think block is still open;
 //! 2. then `<answer>` and the role's opening fence ([`fence_tag`]): ```` ```output ```` for a
 //!    deduction solver, ```` ```input ```` for an abduction solver and an induction proposer,
-//!    ```` ```python ```` for an induction solver and the deduction/abduction proposers;
-//! 3. the model continues for `answer_budget` tokens; a solver stops at its closing fence, a
-//!    proposer at `</answer>` (its answer holds more than one block);
-//! 4. at the end the environment closes what is still open (the fence, then `</answer>`).
+//!    ```` ```python ```` for an induction solver and the deduction/abduction proposers; a
+//!    program's fence comes with `def f(`, the entry function the executor requires;
+//! 3. the model continues for `answer_budget` tokens, until its closing fence;
+//! 4. a proposer's answer holds several blocks ([`proposer_blocks`]: a program and its input, or
+//!    the induction inputs and a message): after each closing fence the environment opens the
+//!    next block the answer still lacks, and the model fills it, again for `answer_budget` tokens;
+//! 5. at the end the environment closes what is still open (the fence, then `</answer>`).
 //!
 //! The model engine asks [`Scaffold::on_stop`] whenever a row would stop; the phases are:
 //! the **think phase** (`think_budget` sampled tokens, until `</think>` or `<answer>`), then the
@@ -22,11 +25,15 @@
 //!
 //! Deliberate choices (the issue that asked for this leaves them open):
 //! - The induction proposer's fence is `input` (its answer is N input blocks and a message).
-//! - A proposer's continuation stops at `</answer>`, not at its first closing fence, so that the
-//!   input block can follow the program.
+//! - A proposer's blocks are opened one at a time, in the order [`proposer_blocks`] lists them,
+//!   so that a small model that writes a program and then wanders off still states an input:
+//!   its proposal can be validated, and valid and invalid proposals of one group differ in
+//!   reward.
 //! - `\nUser:` (plain rendering) ends a response like an end of turn.
 
-use crate::parse::{tag, ThinkMode, ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN};
+use crate::parse::{
+    fenced_blocks, tag, ThinkMode, ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN,
+};
 use crate::prompt::prefill;
 use crate::task::{Group, Role, TaskType};
 
@@ -42,6 +49,30 @@ pub fn fence_tag(group: Group) -> &'static str {
         (Role::Solve, TaskType::Induction) => tag::PYTHON,
         (Role::Propose, TaskType::Induction) => tag::INPUT,
         (Role::Propose, _) => tag::PYTHON,
+    }
+}
+
+/// The fenced blocks of a proposer's answer, in order (what [`crate::extract::proposal`] reads):
+/// a program and its input; for induction, `induction_inputs` inputs and a message.
+pub fn proposer_blocks(task_type: TaskType, induction_inputs: usize) -> Vec<&'static str> {
+    match task_type {
+        TaskType::Induction => {
+            let mut blocks = vec![tag::INPUT; induction_inputs.max(1)];
+            blocks.push(tag::MESSAGE);
+            blocks
+        }
+        TaskType::Deduction | TaskType::Abduction => vec![tag::PYTHON, tag::INPUT],
+    }
+}
+
+/// What the environment writes to open a block: the fence, and for a program the header of
+/// the entry function every program must define (`def f(`), so the model writes its
+/// parameters and body.
+fn open_block(tag: &str) -> String {
+    if tag == tag::PYTHON {
+        format!("{FENCE}{tag}\ndef f(")
+    } else {
+        format!("{FENCE}{tag}\n")
     }
 }
 
@@ -91,6 +122,8 @@ pub struct Scaffold {
     pub answer_budget: usize,
     /// The plain rendering: `\nUser:` ends a response.
     pub plain: bool,
+    /// Input blocks an induction proposal holds (`step.induction_inputs`).
+    pub induction_inputs: usize,
 }
 
 impl Scaffold {
@@ -119,11 +152,32 @@ impl Scaffold {
 
     /// The stops after the environment opened the answer and its fence.
     fn content_stops(&self) -> Vec<String> {
-        let stops = match self.group.role {
-            Role::Solve => vec![FENCE.into(), ANSWER_CLOSE.into()],
-            Role::Propose => vec![ANSWER_CLOSE.into()],
-        };
-        self.with_turn(stops)
+        self.with_turn(vec![FENCE.into(), ANSWER_CLOSE.into()])
+    }
+
+    /// The first block a proposer's last answer still lacks (closed blocks count; `py` is
+    /// `python`, tags are case-insensitive); `None` for a solver or a complete answer.
+    fn missing_block(&self, response: &str) -> Option<&'static str> {
+        if self.group.role != Role::Propose {
+            return None;
+        }
+        let body = response.rsplit_once(ANSWER_OPEN).map_or("", |(_, b)| b);
+        let mut have: Vec<String> = fenced_blocks(body)
+            .iter()
+            .map(|b| match b.tag.to_ascii_lowercase() {
+                t if t == "py" => tag::PYTHON.to_string(),
+                t => t,
+            })
+            .collect();
+        for need in proposer_blocks(self.group.task_type, self.induction_inputs) {
+            match have.iter().position(|t| t == need) {
+                Some(i) => {
+                    have.remove(i);
+                }
+                None => return Some(need),
+            }
+        }
+        None
     }
 
     /// Where `response` (the generated text, without the prompt's prefill) stands.
@@ -166,12 +220,16 @@ impl Scaffold {
                 });
             }
         }
-        let fence = format!("{FENCE}{}\n", fence_tag(self.group));
+        let fence = open_block(fence_tag(self.group));
         let append = match structure {
             Structure::InThink => format!("{THINK_CLOSE}\n{ANSWER_OPEN}\n{fence}"),
             Structure::NoAnswer => format!("\n{ANSWER_OPEN}\n{fence}"),
             Structure::AnswerNoFence => format!("\n{fence}"),
-            Structure::FenceOpen | Structure::FenceClosed | Structure::Closed => return None,
+            Structure::FenceClosed => match self.missing_block(response) {
+                Some(next) => format!("\n{}", open_block(next)),
+                None => return None,
+            },
+            Structure::FenceOpen | Structure::Closed => return None,
         };
         Some(Continue {
             append,
@@ -202,6 +260,7 @@ mod tests {
             think_budget: 100,
             answer_budget: 20,
             plain: true,
+            induction_inputs: 2,
         }
     }
 
@@ -274,16 +333,54 @@ mod tests {
             .on_stop("x\nUser:", &Ended::Stop("\nUser:".into()))
             .unwrap();
         assert!(c.append.starts_with("</think>"));
-        // proposers continue to </answer>
+        // a proposer's first block is opened like a solver's
         let p = sc(Group::PROPOSE_DEDUCTION, ThinkMode::Required);
         let c = p.on_stop("plan", &eot).unwrap();
-        assert_eq!(c.append, "</think>\n<answer>\n```python\n");
-        assert_eq!(c.stop_strings, vec!["</answer>", "\nUser:"]);
+        assert_eq!(c.append, "</think>\n<answer>\n```python\ndef f(");
+        assert_eq!(c.stop_strings, vec!["```", "</answer>", "\nUser:"]);
         let i = sc(Group::PROPOSE_INDUCTION, ThinkMode::Off);
         assert_eq!(
             i.on_stop("", &eot).unwrap().append,
             "\n<answer>\n```input\n"
         );
+    }
+
+    #[test]
+    fn a_proposers_blocks_are_opened_in_turn() {
+        let fence = Ended::Stop("```".into());
+        let next = |s: &Scaffold, text: &str| s.on_stop(text, &fence).map(|c| c.append);
+        let p = sc(Group::PROPOSE_ABDUCTION, ThinkMode::Required);
+        let program = "plan</think>\n<answer>\n```python\ndef f(x):\n    return x\n```";
+        assert_eq!(next(&p, program).as_deref(), Some("\n```input\n"));
+        // the model may write `py`, upper case, or the blocks in another order
+        let py = "p</think><answer>```PY\ndef f(x): return x\n```";
+        assert_eq!(next(&p, py).as_deref(), Some("\n```input\n"));
+        let swapped = "p</think><answer>```input\n1\n```";
+        assert_eq!(next(&p, swapped).as_deref(), Some("\n```python\ndef f("));
+        // complete: nothing more, and the end closes the answer
+        let done = format!("{program}\n```input\n3\n```");
+        assert_eq!(next(&p, &done), None);
+        assert_eq!(p.close(&done), "\n</answer>");
+        let full = format!("<think>{done}{}", p.close(&done));
+        let parsed = crate::parse::parse_proposal(
+            TaskType::Abduction,
+            &full,
+            &crate::parse::ParseConfig::default(),
+        );
+        assert!(parsed.is_ok(), "{parsed:?}");
+        // only blocks of the last answer count
+        let again = format!("{done}</answer> <answer>```python\nx\n```");
+        assert_eq!(next(&p, &again).as_deref(), Some("\n```input\n"));
+        // induction: the inputs, then the message
+        let i = sc(Group::PROPOSE_INDUCTION, ThinkMode::Off);
+        let one = "<answer>\n```input\n1\n```";
+        assert_eq!(next(&i, one).as_deref(), Some("\n```input\n"));
+        let two = format!("{one}\n```input\n2\n```");
+        assert_eq!(next(&i, &two).as_deref(), Some("\n```message\n"));
+        assert_eq!(next(&i, &format!("{two}\n```message\nadd\n```")), None);
+        // a solver stops at its closing fence
+        let s = sc(Group::SOLVE_DEDUCTION, ThinkMode::Off);
+        assert_eq!(next(&s, "<answer>\n```output\n1\n```"), None);
     }
 
     #[test]

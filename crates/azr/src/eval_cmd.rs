@@ -189,6 +189,8 @@ fn run_eval(args: &RunArgs) -> Result<()> {
             think_budget: args.max_tokens.saturating_sub(args.answer_budget + 16),
             answer_budget: args.answer_budget,
             plain: matches!(rendering, Rendering::Plain),
+            // benchmarks ask solver roles only; a proposer's scaffold is never built here
+            induction_inputs: azr_core::ParseConfig::default().induction_inputs,
         }),
         batch: args.batch.max(1),
     };

@@ -77,6 +77,8 @@ pub struct ScaffoldConfig {
     pub answer_budget: usize,
     /// The plain rendering (a response also ends at `\nUser:`).
     pub plain: bool,
+    /// Input blocks an induction proposal holds (its scaffold opens that many).
+    pub induction_inputs: usize,
 }
 
 impl ScaffoldConfig {
@@ -87,6 +89,7 @@ impl ScaffoldConfig {
             think_budget: self.think_budget,
             answer_budget: self.answer_budget,
             plain: self.plain,
+            induction_inputs: self.induction_inputs,
         }
     }
 }

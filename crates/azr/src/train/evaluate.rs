@@ -108,6 +108,7 @@ impl Evaluator<'_> {
                 think_budget,
                 answer_budget: cfg.sampling.answer_budget,
                 plain: matches!(rendering, Rendering::Plain),
+                induction_inputs: cfg.step.induction_inputs,
             }),
             batch: cfg.sampling.batch,
         };
@@ -196,5 +197,6 @@ fn eval_scaffold(cfg: &RunConfig, rendering: Rendering<'_>, max_tokens: usize) -
         think_budget: max_tokens.saturating_sub(cfg.sampling.answer_budget + 16),
         answer_budget: cfg.sampling.answer_budget,
         plain: matches!(rendering, Rendering::Plain),
+        induction_inputs: cfg.step.induction_inputs,
     }
 }

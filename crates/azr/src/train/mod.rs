@@ -194,6 +194,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         think_budget: cfg.sampling.think_budget,
         answer_budget: cfg.sampling.answer_budget,
         plain: matches!(rendering, Rendering::Plain),
+        induction_inputs: cfg.step.induction_inputs,
     };
     let step_cfg = cfg.step;
     let draw = || {
