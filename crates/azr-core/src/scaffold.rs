@@ -9,8 +9,8 @@
 //! 1. `</think>` if the think block is still open;
 //! 2. then `<answer>` and the role's opening fence ([`fence_tag`]): ```` ```output ```` for a
 //!    deduction solver, ```` ```input ```` for an abduction solver and an induction proposer,
-//!    ```` ```python ```` for an induction solver and the deduction/abduction proposers; a
-//!    program's fence comes with `def f(`, the entry function the executor requires;
+//!    ```` ```python ```` for an induction solver and the deduction/abduction proposers; in
+//!    self-play a program's fence comes with `def f(`, the entry function the executor requires;
 //! 3. the model continues for `answer_budget` tokens, until its closing fence;
 //! 4. a proposer's answer holds several blocks ([`proposer_blocks`]: a program and its input, or
 //!    the induction inputs and a message): after each closing fence the environment opens the
@@ -65,17 +65,6 @@ pub fn proposer_blocks(task_type: TaskType, induction_inputs: usize) -> Vec<&'st
     }
 }
 
-/// What the environment writes to open a block: the fence, and for a program the header of
-/// the entry function every program must define (`def f(`), so the model writes its
-/// parameters and body.
-fn open_block(tag: &str) -> String {
-    if tag == tag::PYTHON {
-        format!("{FENCE}{tag}\ndef f(")
-    } else {
-        format!("{FENCE}{tag}\n")
-    }
-}
-
 /// Why a row would stop, as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -124,6 +113,9 @@ pub struct Scaffold {
     pub plain: bool,
     /// Input blocks an induction proposal holds (`step.induction_inputs`).
     pub induction_inputs: usize,
+    /// A program's fence comes with `def f(`: self-play programs must define `f`. Benchmarks
+    /// name their own function (HumanEval, MBPP+), so their scaffold writes no header.
+    pub entry_header: bool,
 }
 
 impl Scaffold {
@@ -148,6 +140,16 @@ impl Scaffold {
     /// The stops of the answer phase the model opened itself.
     fn answer_stops(&self) -> Vec<String> {
         self.with_turn(vec![ANSWER_CLOSE.into()])
+    }
+
+    /// What the environment writes to open a block: the fence, and for a program the header
+    /// of the entry function (with `entry_header`), so the model writes parameters and body.
+    fn open_block(&self, tag: &str) -> String {
+        if self.entry_header && tag == tag::PYTHON {
+            format!("{FENCE}{tag}\ndef f(")
+        } else {
+            format!("{FENCE}{tag}\n")
+        }
     }
 
     /// The stops after the environment opened the answer and its fence.
@@ -220,13 +222,13 @@ impl Scaffold {
                 });
             }
         }
-        let fence = open_block(fence_tag(self.group));
+        let fence = self.open_block(fence_tag(self.group));
         let append = match structure {
             Structure::InThink => format!("{THINK_CLOSE}\n{ANSWER_OPEN}\n{fence}"),
             Structure::NoAnswer => format!("\n{ANSWER_OPEN}\n{fence}"),
             Structure::AnswerNoFence => format!("\n{fence}"),
             Structure::FenceClosed => match self.missing_block(response) {
-                Some(next) => format!("\n{}", open_block(next)),
+                Some(next) => format!("\n{}", self.open_block(next)),
                 None => return None,
             },
             Structure::FenceOpen | Structure::Closed => return None,
@@ -261,6 +263,7 @@ mod tests {
             answer_budget: 20,
             plain: true,
             induction_inputs: 2,
+            entry_header: true,
         }
     }
 
@@ -381,6 +384,15 @@ mod tests {
         // a solver stops at its closing fence
         let s = sc(Group::SOLVE_DEDUCTION, ThinkMode::Off);
         assert_eq!(next(&s, "<answer>\n```output\n1\n```"), None);
+        // a benchmark's program names its own function: no header
+        let b = Scaffold {
+            entry_header: false,
+            ..sc(Group::SOLVE_INDUCTION, ThinkMode::Required)
+        };
+        assert_eq!(
+            b.on_stop("plan", &Ended::EndOfTurn).unwrap().append,
+            "</think>\n<answer>\n```python\n"
+        );
     }
 
     #[test]

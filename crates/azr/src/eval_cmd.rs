@@ -191,6 +191,7 @@ fn run_eval(args: &RunArgs) -> Result<()> {
             plain: matches!(rendering, Rendering::Plain),
             // benchmarks ask solver roles only; a proposer's scaffold is never built here
             induction_inputs: azr_core::ParseConfig::default().induction_inputs,
+            entry_header: false,
         }),
         batch: args.batch.max(1),
     };

@@ -79,6 +79,8 @@ pub struct ScaffoldConfig {
     pub plain: bool,
     /// Input blocks an induction proposal holds (its scaffold opens that many).
     pub induction_inputs: usize,
+    /// Programs open with `def f(` (self-play; not benchmarks, which name their function).
+    pub entry_header: bool,
 }
 
 impl ScaffoldConfig {
@@ -90,6 +92,7 @@ impl ScaffoldConfig {
             answer_budget: self.answer_budget,
             plain: self.plain,
             induction_inputs: self.induction_inputs,
+            entry_header: self.entry_header,
         }
     }
 }

@@ -109,6 +109,7 @@ impl Evaluator<'_> {
                 answer_budget: cfg.sampling.answer_budget,
                 plain: matches!(rendering, Rendering::Plain),
                 induction_inputs: cfg.step.induction_inputs,
+                entry_header: true,
             }),
             batch: cfg.sampling.batch,
         };
@@ -198,5 +199,6 @@ fn eval_scaffold(cfg: &RunConfig, rendering: Rendering<'_>, max_tokens: usize) -
         answer_budget: cfg.sampling.answer_budget,
         plain: matches!(rendering, Rendering::Plain),
         induction_inputs: cfg.step.induction_inputs,
+        entry_header: false,
     }
 }

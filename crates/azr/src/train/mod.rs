@@ -195,6 +195,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         answer_budget: cfg.sampling.answer_budget,
         plain: matches!(rendering, Rendering::Plain),
         induction_inputs: cfg.step.induction_inputs,
+        entry_header: true,
     };
     let step_cfg = cfg.step;
     let draw = || {
