@@ -197,6 +197,10 @@ fn run_eval(args: &RunArgs) -> Result<()> {
     };
 
     let started = std::time::Instant::now();
+    // Without a terminal the bar is hidden: a log line a minute stands in for it, so a log of
+    // an hour-long evaluation still shows that it is moving and how far it is.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = started;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -219,6 +223,14 @@ fn run_eval(args: &RunArgs) -> Result<()> {
                     bar.set_message(benchmark.name());
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
+                    if !tty && last_line.elapsed().as_secs() >= 60 {
+                        last_line = std::time::Instant::now();
+                        tracing::info!(
+                            "{}: {done} of {total} generated, {:.0} s since the start",
+                            benchmark.name(),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
                 // A line per benchmark, also where the bar is hidden (logs, nohup runs).
                 Progress::Checked { benchmark, n } => bar.suspend(|| {
