@@ -13,6 +13,9 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+mod common;
+use common::tiny_args;
+
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/golden/tiny-two-steps.json"
@@ -75,29 +78,12 @@ fn digests(dir: &Path, lora_rank: usize) -> BTreeMap<String, String> {
     }
     let run = dir.join(format!("run-lora{lora_rank}"));
     // The same small run as train_cli.rs's resume test.
-    let sets = [
-        format!("model.name={}", model.display()),
-        "run.steps=2".into(),
-        "run.checkpoint_every=1".into(),
-        "run.keep_checkpoints=5".into(),
-        "seeding.target=2".into(),
-        "seeding.max_rounds=1".into(),
-        "step.batch=1".into(),
-        "step.proposer_batch=1".into(),
-        "step.references=1".into(),
-        "step.learnability_samples=2".into(),
-        "sampling.max_new_tokens=24".into(),
-        "sampling.think_budget=4".into(),
-        "sampling.answer_budget=4".into(),
-        "sampling.batch=8".into(),
-        "optim.optimizer.lr=1e-3".into(),
-        "optim.entropy_coef=0.01".into(),
-        format!("optim.lora.rank={lora_rank}"),
-    ];
+    let mut args = tiny_args(&model);
+    args.extend(["--set".into(), format!("optim.lora.rank={lora_rank}")]);
     let out = Command::new(env!("CARGO_BIN_EXE_azr"))
         .args(["--quiet", "train", "--out"])
         .arg(&run)
-        .args(sets.iter().flat_map(|s| ["--set", s.as_str()]))
+        .args(&args)
         .output()
         .unwrap();
     assert!(

@@ -1,0 +1,30 @@
+//! What the `azr` CLI tests share.
+
+use std::path::Path;
+
+/// Small everything: 1 prompt per group, 24 new tokens, 2 learnability samples. A random model
+/// breaks the format everywhere, so every advantage is 0: the entropy bonus gives the update a
+/// gradient, so resume equality compares weights that really moved.
+pub fn tiny_args(model: &Path) -> Vec<String> {
+    [
+        format!("model.name={}", model.display()),
+        "run.steps=2".into(),
+        "run.checkpoint_every=1".into(),
+        "run.keep_checkpoints=5".into(),
+        "seeding.target=2".into(),
+        "seeding.max_rounds=1".into(),
+        "step.batch=1".into(),
+        "step.proposer_batch=1".into(),
+        "step.references=1".into(),
+        "step.learnability_samples=2".into(),
+        "sampling.max_new_tokens=24".into(),
+        "sampling.think_budget=4".into(),
+        "sampling.answer_budget=4".into(),
+        "sampling.batch=8".into(),
+        "optim.optimizer.lr=1e-3".into(),
+        "optim.entropy_coef=0.01".into(),
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.clone()])
+    .collect()
+}
