@@ -175,6 +175,8 @@ pub fn fill_derived(
             program: program.clone(),
             input: input.clone(),
             literal_input: true,
+            // The programs were stored by validation, which made its own choice.
+            reads_input: false,
         })
         .collect();
     let results = if jobs.is_empty() {

@@ -261,7 +261,7 @@ fn invalid_and_malformed_proposals_are_counted_by_reason_and_not_stored() {
         .queue(
             ABDUCTION,
             vec![
-                propose("c = [0]\ndef f(x):\n    c[0] += 1\n    return c[0]", "5"),
+                propose("c = [0]\ndef f(x):\n    c[0] += x\n    return c[0]", "5"),
                 propose(IDENTITY, "'Hello World'"), // the seed
                 propose(&times(2), "4"),            // valid
                 propose("def f(a):\n    return 1 / a", "0"),

@@ -153,7 +153,7 @@ fn script() -> Scripted {
             vec![
                 (propose(MUL, "6, 7"), 1), // PA1 valid, gold 42
                 (
-                    propose("c = [0]\ndef f(x):\n    c[0] += 1\n    return c[0]", "5"),
+                    propose("c = [0]\ndef f(x):\n    c[0] += x\n    return c[0]", "5"),
                     1,
                 ), // PA2 nondeterministic
                 (propose(IDENTITY, "'Hello World'"), 1), // PA3 duplicate of the seed

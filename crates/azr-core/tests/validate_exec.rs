@@ -13,6 +13,7 @@ const CFG: ValidateConfig = ValidateConfig {
         induction_inputs: 3,
     },
     min_message_words: 2,
+    require_input_use: true,
 };
 
 fn program_response(program: &str, input: &str) -> String {
@@ -37,7 +38,7 @@ fn deduction_and_abduction_proposals() {
     let responses = [
         program_response("def f(xs):\n    return sorted(xs)[::-1]", "[2, 9, 4]"),
         program_response("import random\ndef f(x):\n    return random.random()", "1"),
-        program_response("c = [0]\ndef f(x):\n    c[0] += 1\n    return c[0]", "5"),
+        program_response("c = [0]\ndef f(x):\n    c[0] += x\n    return c[0]", "5"),
         // valid program, input that is an expression: the solver could not read it
         program_response("def f(xs):\n    return len(xs)", "[1] * 3"),
         program_response("def f(x):\n    return 1 / x", "0"),
@@ -45,6 +46,8 @@ fn deduction_and_abduction_proposals() {
         program_response("def f(a):\n    return a", "'Hello World'"),
         "no tags at all".to_string(),
         "ok</think><answer>```python\ndef f(x):\n    return x\n```</answer>".to_string(),
+        // any input solves it
+        program_response("def f(list):\n    return [1, 2]", "[3]"),
     ];
     let items: Vec<Proposed<'_>> = responses
         .iter()
@@ -82,6 +85,7 @@ fn deduction_and_abduction_proposals() {
     assert_eq!(reason(&v[6]).name(), "parse.format.think_not_closed");
     assert_eq!(reason(&v[7]).name(), "parse.missing_block.input");
     assert!(reason(&v[6]).is_format_error() && !reason(&v[1]).is_format_error());
+    assert_eq!(reason(&v[8]), Reason::Exec(Rejection::IgnoresInput));
 }
 
 #[test]

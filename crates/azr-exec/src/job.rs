@@ -18,6 +18,10 @@ pub enum Job {
         /// Also require every argument of `input` to be a literal.
         #[serde(default)]
         literal_input: bool,
+        /// Also require `f` to take a parameter and read every one it takes (a static check):
+        /// any input solves the abduction of a program that ignores its input.
+        #[serde(default)]
+        reads_input: bool,
     },
     /// Is the predicted output text equal (Python `==`) to the gold output text?
     Deduction { predicted: String, gold: String },
@@ -85,10 +89,11 @@ pub enum Rejection {
     NotLiteral,
     Nondeterministic,
     OutputTooLong,
+    IgnoresInput,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 14] = [
+    pub const ALL: [Rejection; 15] = [
         Rejection::SyntaxError,
         Rejection::NoEntryFunction,
         Rejection::BannedModule,
@@ -103,6 +108,7 @@ impl Rejection {
         Rejection::NotLiteral,
         Rejection::Nondeterministic,
         Rejection::OutputTooLong,
+        Rejection::IgnoresInput,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +127,7 @@ impl Rejection {
             Rejection::NotLiteral => "not_literal",
             Rejection::Nondeterministic => "nondeterministic",
             Rejection::OutputTooLong => "output_too_long",
+            Rejection::IgnoresInput => "ignores_input",
         }
     }
 

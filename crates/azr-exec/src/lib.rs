@@ -139,6 +139,7 @@ impl Executor {
             a: None,
             b: None,
             literal_input: false,
+            reads_input: false,
             timeout: self.cfg.timeout.as_secs_f64(),
             mem_mb: self.cfg.memory_mb,
             max_output: self.cfg.max_output_chars,
@@ -158,10 +159,12 @@ impl Executor {
                 program,
                 input,
                 literal_input,
+                reads_input,
             } => Plan::Send(vec![Request {
                 program: Some(program.clone()),
                 input: Some(input.clone()),
                 literal_input: *literal_input,
+                reads_input: *reads_input,
                 ..self.request("validate")
             }]),
             Job::Deduction { predicted, gold } => match compare_literals(predicted, gold) {

@@ -34,6 +34,7 @@ pub(crate) struct Request {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub b: Option<String>,
     pub literal_input: bool,
+    pub reads_input: bool,
     pub timeout: f64,
     pub mem_mb: u64,
     pub max_output: usize,

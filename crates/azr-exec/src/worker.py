@@ -90,6 +90,30 @@ def check_program(tree, banned, forbidden_names, forbidden_attrs):
                 raise Rejected("forbidden_call", "uses attribute `%s`" % node.attr)
 
 
+def check_reads_input(tree):
+    """A task whose `f` ignores its input is no task: any input solves its abduction.
+
+    Static and approximate: every parameter of the last top-level `f` must be read somewhere in
+    its body (nested functions included). `def f(x): return x * 0` passes.
+    """
+    f = [n for n in tree.body if _isinstance(n, ast.FunctionDef) and n.name == "f"][-1]
+    a = f.args
+    params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+    params += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+    if not params:
+        raise Rejected("ignores_input", "`f` takes no parameters")
+    read = set()
+    for stmt in f.body:
+        for node in ast.walk(stmt):
+            if _isinstance(node, ast.Name) and _isinstance(node.ctx, ast.Load):
+                read.add(node.id)
+            elif _isinstance(node, ast.AugAssign) and _isinstance(node.target, ast.Name):
+                read.add(node.target.id)
+    for name in params:
+        if name not in read:
+            raise Rejected("ignores_input", "`f` never reads its parameter `%s`" % name)
+
+
 def parse_call(input_text, literal_only):
     """Parse `f(<input>)`; return the code object. With literal_only every argument must be a literal."""
     if _len(input_text) > 1 << 20:
@@ -141,16 +165,16 @@ def _no_addresses(text):
             i += 1
 
 
-_compiled = {}  # (program, checked) -> code object or Rejected; checks of one task share a program
+_compiled = {}  # (program, checked, reads_input) -> code object or Rejected; checks of one task share a program
 _COMPILED_MAX = 512
 
 
-def compile_program(program, checked, cfg):
-    key = (program, checked)
+def compile_program(program, checked, cfg, reads_input=False):
+    key = (program, checked, reads_input)
     hit = _compiled.get(key)
     if hit is None:
         try:
-            hit = _compile_program(program, checked, cfg)
+            hit = _compile_program(program, checked, cfg, reads_input)
         except Rejected as r:
             hit = (r.reason, r.detail)  # not the exception: re-raising one would grow its traceback
         if _len(_compiled) >= _COMPILED_MAX:
@@ -161,13 +185,15 @@ def compile_program(program, checked, cfg):
     return hit
 
 
-def _compile_program(program, checked, cfg):
+def _compile_program(program, checked, cfg, reads_input):
     if _len(program) > cfg["max_program_chars"]:
         raise Rejected("syntax_error", "the program has %d characters (limit %d)" % (_len(program), cfg["max_program_chars"]))
     try:
         tree = ast.parse(program, "<program>")
         if checked:
             check_program(tree, cfg["banned"], cfg["forbidden_names"], cfg["forbidden_attrs"])
+            if reads_input:
+                check_reads_input(tree)
         return compile(tree, "<program>", "exec")
     except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as e:
         raise Rejected("syntax_error", _short(e))
@@ -181,7 +207,8 @@ def prepare(req, cfg):
     parses text: no model-written code runs here. Returns (code, calls) or raises Rejected.
     """
     mode = req["mode"]  # run | validate | call_literal | multi
-    code = compile_program(req["program"], mode == "validate", cfg)
+    validate = mode == "validate"
+    code = compile_program(req["program"], validate, cfg, validate and req.get("reads_input", False))
     literal_only = mode == "call_literal" or req.get("literal_input", False)
     inputs = req["inputs"] if mode == "multi" else [req["input"]]
     calls = [parse_call(text, literal_only) for text in inputs]

@@ -37,6 +37,7 @@ fn all_800_programs_reproduce_their_outputs() {
             program: r.code.clone(),
             input: r.input.clone(),
             literal_input: false,
+            reads_input: false,
         })
         .collect();
     let results = exec.run_batch(&jobs);

@@ -309,6 +309,7 @@ fn huge_return_value_is_refused() {
         program: "def f(x):\n    return list(range(10000))".into(),
         input: "1".into(),
         literal_input: false,
+        reads_input: false,
     });
     assert_eq!(v.status, Status::Rejected);
     assert_eq!(v.rejection, Some(Rejection::OutputTooLong), "{v:?}");

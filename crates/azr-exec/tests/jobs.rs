@@ -22,6 +22,7 @@ fn validate(program: &str, input: &str) -> JobResult {
         program: program.into(),
         input: input.into(),
         literal_input: false,
+        reads_input: false,
     })
 }
 
@@ -124,6 +125,7 @@ fn input_rejections() {
         program: "def f(x):\n    return x".into(),
         input: "list(range(3))".into(),
         literal_input: true,
+        reads_input: false,
     });
     assert_eq!(r.rejection, Some(Rejection::InputNotLiteral), "{r:?}");
     // The message names the node without its memory address: the same proposal must give the
@@ -137,8 +139,58 @@ fn input_rejections() {
         program: "def f(x, y):\n    return x".into(),
         input: "[1, (2, 3)], y={'a': b'x'}".into(),
         literal_input: true,
+        reads_input: false,
     });
     assert_eq!(r.gold_output(), Some("[1, (2, 3)]"), "{r:?}");
+}
+
+/// With `reads_input`, a program whose `f` ignores its input is rejected, and one that reads
+/// every parameter (directly, in a nested function, or by `+=`) is not.
+#[test]
+fn programs_that_ignore_their_input() {
+    let check = |program: &str, input: &str| {
+        exec().run(&Job::Validate {
+            program: program.into(),
+            input: input.into(),
+            literal_input: true,
+            reads_input: true,
+        })
+    };
+    for (program, input, unread) in [
+        ("def f(list):\n    return [1, 2]", "[3]", "`list`"),
+        ("def f(a, b):\n    return a", "1, 2", "`b`"),
+        ("def f(*args):\n    return 0", "1", "`args`"),
+        ("def f():\n    return 0", "", "no parameters"),
+        // A parameter only written, never read.
+        ("def f(x):\n    x = 3\n    return 1", "1", "`x`"),
+    ] {
+        let r = check(program, input);
+        assert_eq!(
+            r.rejection,
+            Some(Rejection::IgnoresInput),
+            "{program:?}: {r:?}"
+        );
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains(unread), "{program:?}: {error}");
+    }
+    for (program, input, output) in [
+        ("def f(x):\n    return x * 2", "3", "6"),
+        (
+            "def f(x):\n    def g():\n        return x\n    return g()",
+            "1",
+            "1",
+        ),
+        ("def f(n):\n    n += 1\n    return 0", "1", "0"),
+        ("def f(a, *, k=1):\n    return a + k", "1, k=2", "3"),
+    ] {
+        let r = check(program, input);
+        assert_eq!(r.gold_output(), Some(output), "{program:?}: {r:?}");
+    }
+    // Off, the same program is valid.
+    assert_eq!(
+        validate("def f(list):\n    return [1, 2]", "[3]").gold_output(),
+        Some("[1, 2]")
+    );
 }
 
 #[test]
@@ -192,6 +244,7 @@ fn set_order_is_the_same_in_every_worker_and_pool() {
             program: program.into(),
             input: "'zeta'".into(),
             literal_input: false,
+            reads_input: false,
         })
         .collect();
     let first: Vec<_> = exec()

@@ -36,6 +36,7 @@ fn missing_bubblewrap_is_refused_and_no_sandbox_runs() {
         program: "def f(x):\n    return sorted(x)".into(),
         input: "[3, 1, 2]".into(),
         literal_input: false,
+        reads_input: false,
     });
     assert_eq!(r.gold_output(), Some("[1, 2, 3]"), "{r:?}");
     let r = exec.run(&Job::Run {

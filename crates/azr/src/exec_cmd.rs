@@ -104,6 +104,10 @@ fn job_from(v: &Value) -> Result<Job, String> {
                 .get("literal_input")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            reads_input: obj
+                .get("reads_input")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }),
         "deduction" => Ok(Job::Deduction {
             predicted: text("predicted")?,

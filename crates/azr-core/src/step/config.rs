@@ -40,6 +40,10 @@ pub struct StepConfig {
     pub learnability_samples: usize,
     /// Fewest words of an induction message.
     pub min_message_words: usize,
+    /// Reject proposals whose program ignores its input (see [`ValidateConfig`]). Ours: the
+    /// reference has no such check; a config without the key keeps the reference's behaviour.
+    #[serde(default)]
+    pub require_input_use: bool,
     pub rewards: RewardConfig,
     /// Generate the proposer rollouts, then the solver rollouts, validating the proposals
     /// while the solvers generate (see the module documentation). Off by default.
@@ -58,6 +62,7 @@ impl Default for StepConfig {
             induction_inputs: 10,
             learnability_samples: 8,
             min_message_words: 2,
+            require_input_use: false,
             rewards: RewardConfig::default(),
             split_rollouts: false,
             proposer_batch: 0,
@@ -89,6 +94,7 @@ impl StepConfig {
         ValidateConfig {
             parse: self.parse_config(),
             min_message_words: self.min_message_words,
+            require_input_use: self.require_input_use,
         }
     }
 

@@ -96,6 +96,7 @@ pub fn run(args: &ExecBenchArgs) -> Result<()> {
             program: t.code.clone(),
             input: t.input.clone(),
             literal_input: false,
+            reads_input: false,
         })
         .collect();
     let deductions = deduction_answers(&tasks);
@@ -348,12 +349,14 @@ fn mixed(tasks: &[CruxTask], workers: usize) -> Result<Vec<String>> {
                 program: hostile.into(),
                 input: "1".into(),
                 literal_input: false,
+                reads_input: false,
             });
         }
         jobs.push(Job::Validate {
             program: t.code.clone(),
             input: t.input.clone(),
             literal_input: false,
+            reads_input: false,
         });
     }
     let start = Instant::now();
