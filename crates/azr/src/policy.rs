@@ -10,10 +10,11 @@ use std::time::Instant;
 use anyhow::Context;
 use azr_core::prompt::{ChatMessage, ChatRole, ChatTemplate, Rendering};
 use azr_core::scaffold::{Ended, Scaffold};
-use azr_core::{GenRequest, Injected, Policy, PolicyError, Response, ThinkMode};
+use azr_core::{GenRequest, Policy, PolicyError, Response, ThinkMode};
 use azr_model::{
     generate_steered, row_seeds, FinishReason, Model, Phase, SamplingParams, Steer, Tokenizer,
 };
+use azr_rollout::{finish_response, RowTokens};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -155,53 +156,18 @@ pub fn generate_scaffolded(
 ) -> anyhow::Result<Vec<Response>> {
     let rows = Rows(scaffolds);
     let (gens, _) = generate_steered(model, tokenizer, prompts, params, seeds, &rows)?;
-    let mut out = Vec::with_capacity(gens.len());
-    for ((g, prompt), sc) in gens.into_iter().zip(prompts).zip(&rows.0) {
-        let mut ids = g.tokens;
-        let mut logprobs = g.logprobs;
-        let mut sampled = g.sampled;
-        // Closing text goes after an end-of-turn token, if the row sampled one: that token stays
-        // a trained sample (ending the turn was the policy's choice), and nothing after a token
-        // changes its log-prob, so the closing tokens are pure context.
-        let text = tokenizer.decode(&ids, true)?;
-        let close = sc.close(&text);
-        if !close.is_empty() {
-            for t in tokenizer.encode(close, false)? {
-                ids.push(t);
-                logprobs.push(0.0);
-                sampled.push(false);
-            }
-        }
-        // The appended spans, from the mask.
-        let mut injected = Vec::new();
-        let mut j = 0;
-        while j < ids.len() {
-            if sampled[j] {
-                j += 1;
-                continue;
-            }
-            let start = j;
-            while j < ids.len() && !sampled[j] {
-                j += 1;
-            }
-            injected.push(Injected {
-                token: start,
-                text: tokenizer.decode(&ids[start..j], false)?,
-            });
-        }
-        let text = tokenizer.decode(&ids, true)?;
-        let tokens = sampled.iter().filter(|&&s| s).count();
-        out.push(Response {
-            text,
-            tokens,
-            prompt_ids: prompt.clone(),
-            token_ids: ids,
-            logprobs,
-            sampled,
-            injected,
-        });
-    }
-    Ok(out)
+    gens.into_iter()
+        .zip(prompts)
+        .zip(&rows.0)
+        .map(|((g, prompt), sc)| {
+            let row = RowTokens {
+                ids: g.tokens,
+                logprobs: g.logprobs,
+                sampled: g.sampled,
+            };
+            finish_response(tokenizer, sc, prompt.clone(), row)
+        })
+        .collect()
 }
 
 impl Policy for ModelPolicy<'_> {

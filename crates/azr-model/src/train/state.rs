@@ -31,7 +31,19 @@ impl Trainer {
     /// beside the merged files: transformers, when PEFT is installed, would apply an
     /// `adapter_config.json` it finds there on top of the already merged weights.
     fn write_adapter(&self, dir: &Path) -> Result<()> {
-        let dir = &dir.join(ADAPTER_DIR);
+        self.write_peft(&dir.join(ADAPTER_DIR))
+    }
+
+    /// Writes the adapters alone, in PEFT's layout, as a new directory `dir` (atomically): what
+    /// a serving engine loads as a LoRA adapter.
+    pub fn save_adapter(&self, dir: &Path) -> Result<()> {
+        if !self.config.lora.enabled() {
+            bail!("save_adapter needs a LoRA trainer (lora.rank > 0)");
+        }
+        crate::checkpoint::create_dir_atomically(dir, |tmp| self.write_peft(tmp))
+    }
+
+    fn write_peft(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tensors: HashMap<String, Tensor> = self
             .params

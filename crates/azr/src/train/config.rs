@@ -30,6 +30,9 @@ pub struct RunConfig {
     /// The format warm-up before self-play (off unless `enabled`).
     #[serde(default)]
     pub warmup: azr_core::WarmupConfig,
+    /// Where rollouts are generated: this process (default) or an SGLang server.
+    #[serde(default)]
+    pub rollout: azr_rollout::RolloutConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -239,6 +242,7 @@ fn check(c: &RunConfig) -> Result<()> {
         bail!("step.batch must be at least 1");
     }
     c.optim.lora.check().context("optim.lora")?;
+    c.rollout.check(c.optim.lora.enabled())?;
     if c.step.learnability_samples == 0 {
         bail!("step.learnability_samples must be at least 1");
     }

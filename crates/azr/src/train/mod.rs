@@ -11,6 +11,7 @@
 mod config;
 mod evaluate;
 mod record;
+mod rollouts;
 mod rundir;
 mod warmup;
 
@@ -22,14 +23,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use azr_core::prompt::Rendering;
 use azr_core::table::PerTask;
-use azr_core::{run_seeding_round, run_step, seeding_done, StepOutput, TaskStore};
+use azr_core::{run_seeding_round, run_step, seeding_done, TaskStore};
 use azr_exec::Executor;
-use azr_model::{resolve_model, LoadedModel, SamplingParams, TrainRow, TrainStats, Trainer};
+use azr_model::{resolve_model, LoadedModel, SamplingParams, TrainStats, Trainer};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::policy::{rendering, ChatBridge, ModelPolicy, ScaffoldConfig};
+use crate::policy::{rendering, ChatBridge, ScaffoldConfig};
 use crate::tensorboard::EventWriter;
 pub use config::RunConfig;
 use evaluate::{read_tasks, Evaluator};
@@ -178,6 +179,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
     let mut tb = EventWriter::create(&run_dir.root.join("tensorboard"))?;
 
     let executor = Executor::new(cfg.exec_config(args.no_sandbox))?;
+    let mut engine = rollouts::connect(&cfg, &run_dir.root)?;
     let chat = ChatBridge(&tokenizer);
     let rendering = rendering(cfg.model.template, &chat).context("model.template")?;
     // Stop strings come from the scaffold (`</answer>`, and `\nUser:` in the plain rendering).
@@ -301,7 +303,9 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 round + 1,
                 cfg.seeding.max_rounds
             ));
-            let mut policy = new_policy(
+            rollouts::sync(&mut engine, &trainer, &tokenizer)?;
+            let mut policy = rollouts::policy(
+                &engine,
                 &trainer,
                 &tokenizer,
                 &params,
@@ -325,7 +329,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
                 round + 1,
                 out.added,
                 out.buffer_sizes,
-                policy.secs
+                policy.spent().0
             );
             state.seeding_rounds += 1;
         }
@@ -395,7 +399,10 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
         }
         let t0 = Instant::now();
         bar.set_message(format!("step {step}: generating"));
-        let mut policy = new_policy(&trainer, &tokenizer, &params, scaffold, &cfg, step, &bar);
+        rollouts::sync(&mut engine, &trainer, &tokenizer)?;
+        let mut policy = rollouts::policy(
+            &engine, &trainer, &tokenizer, &params, scaffold, &cfg, step, &bar,
+        );
         let out = run_step(
             step,
             &mut store,
@@ -405,9 +412,14 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             &step_cfg,
         )
         .with_context(|| format!("step {step}"))?;
-        let (gen_secs, gen_tokens) = (policy.secs, policy.tokens);
+        let (gen_secs, gen_tokens) = policy.spent();
         let step_secs = t0.elapsed().as_secs_f64();
         drop(policy);
+        // The engine's log-probs against the trainer's, before the update changes the weights.
+        let mismatch = match engine {
+            Some(_) => Some(rollouts::mismatch(&out, &trainer).context("log-prob mismatch")?),
+            None => None,
+        };
 
         // No token with a non-zero advantage (and no entropy bonus): nothing to learn, and
         // AdamW's moments would still move the weights on a zero gradient. Skip the update (the
@@ -417,7 +429,7 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             && (out.metrics.nonzero_advantage_fraction > 0.0 || cfg.optim.entropy_coef != 0.0);
         let train = if learns {
             bar.set_message(format!("step {step}: training"));
-            let rows = train_rows(&out)?;
+            let rows = rollouts::train_rows(&out, engine.is_none())?;
             trainer
                 .step(&rows)
                 .with_context(|| format!("step {step}: update"))?
@@ -464,7 +476,8 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             step: step_secs,
             other: t1.elapsed().as_secs_f64(),
         };
-        let record = StepRecord::new(&out, &train, gen_tokens, times, eval, probe_line);
+        let mut record = StepRecord::new(&out, &train, gen_tokens, times, eval, probe_line);
+        record.engine_logprob_mismatch = mismatch;
         append_jsonl(&run_dir.metrics(), &record)?;
         tb.add_json_scalars(
             "",
@@ -513,58 +526,6 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             .unwrap_or_else(|| "(no checkpoint)".into())
     );
     Ok(())
-}
-
-fn new_policy<'a>(
-    trainer: &'a Trainer,
-    tokenizer: &'a azr_model::Tokenizer,
-    params: &SamplingParams,
-    scaffold: ScaffoldConfig,
-    cfg: &RunConfig,
-    step: u64,
-    bar: &ProgressBar,
-) -> ModelPolicy<'a> {
-    ModelPolicy {
-        model: trainer.model(),
-        tokenizer,
-        params: params.clone(),
-        scaffold,
-        batch: cfg.sampling.batch,
-        run_seed: cfg.run.seed,
-        step,
-        calls: 0,
-        secs: 0.0,
-        tokens: 0,
-        bar: bar.clone(),
-    }
-}
-
-/// The step's trained responses as training rows: the prompt and response ids as the policy fed
-/// and produced them, the sampling log-probs, and the sampled-token mask (scaffold tokens are
-/// context, not samples).
-fn train_rows(out: &StepOutput) -> Result<Vec<TrainRow>> {
-    out.samples
-        .iter()
-        .map(|s| {
-            if s.token_ids.len() != s.logprobs.len() {
-                bail!(
-                    "a sample has {} token ids but {} log-probs",
-                    s.token_ids.len(),
-                    s.logprobs.len()
-                );
-            }
-            if s.prompt_ids.is_empty() {
-                bail!("a sample carries no prompt ids");
-            }
-            Ok(TrainRow {
-                prompt: s.prompt_ids.clone(),
-                response: s.token_ids.clone(),
-                old_logprobs: s.logprobs.clone(),
-                sampled: s.sampled.clone(),
-                advantage: s.advantage as f32,
-            })
-        })
-        .collect()
 }
 
 fn strip_step(line: &serde_json::Value) -> serde_json::Value {

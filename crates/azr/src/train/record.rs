@@ -30,6 +30,9 @@ pub struct StepRecord {
     pub eval: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeRecord>,
+    /// With a remote rollout engine: |engine log-prob - trainer log-prob| over sampled tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_logprob_mismatch: Option<super::rollouts::Mismatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +149,7 @@ impl StepRecord {
             peak_rss_mib: crate::bench::peak_rss_mib(),
             eval,
             probe,
+            engine_logprob_mismatch: None,
         }
     }
 

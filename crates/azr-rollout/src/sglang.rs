@@ -1,0 +1,451 @@
+//! Rollouts on an SGLang server, over its native HTTP routes:
+//! - `POST /generate` with token ids in and token ids plus log-probs out;
+//! - `POST /update_weights_from_disk`, or `/load_lora_adapter` and `/unload_lora_adapter`, after
+//!   each update.
+//!
+//! Scaffolded decoding works as on the local engine, one request per phase: a row that stops
+//! (a stop string, its budget, the end of its turn) is asked [`Scaffold::on_stop`] how it goes
+//! on, and its next request carries the prompt, every token so far and the appended text.
+//!
+//! The engine's log-probs are never trained on: the rows it returns carry them for the
+//! mismatch metric only, and the trainer recomputes its own.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use azr_core::scaffold::{Ended, Scaffold};
+use azr_core::{GenRequest, Policy, PolicyError, Response};
+use azr_model::{row_seeds, SamplingParams, Tokenizer, Trainer};
+use serde_json::{json, Value};
+
+use crate::config::{RolloutConfig, WeightsMode};
+use crate::{finish_response, RowTokens};
+
+/// Requests per row before it is cut where it stands: every phase of a scaffold ends with text
+/// appended or the row done, so a row needs a handful; this bounds a misbehaving engine.
+const MAX_ROUNDS: usize = 64;
+
+/// A connection to an SGLang server and the weights it serves.
+pub struct Sglang {
+    agent: ureq::Agent,
+    url: String,
+    weights: WeightsMode,
+    /// Where pushed weights are written (the engine reads them from there).
+    dir: PathBuf,
+    /// The version the engine serves since this run's last push.
+    version: Option<u64>,
+}
+
+impl Sglang {
+    /// Checks that the server answers (`GET /health`); `run_dir` holds the weights when
+    /// `rollout.dir` is empty.
+    pub fn connect(cfg: &RolloutConfig, run_dir: &Path) -> Result<Self> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout(Duration::from_secs(cfg.timeout_s))
+            .build();
+        let dir = if cfg.dir.as_os_str().is_empty() {
+            run_dir.join("engine-weights")
+        } else {
+            cfg.dir.clone()
+        };
+        let dir =
+            std::path::absolute(&dir).with_context(|| format!("rollout.dir {}", dir.display()))?;
+        let engine = Sglang {
+            agent,
+            url: cfg.url.trim_end_matches('/').to_string(),
+            weights: cfg.weights,
+            dir,
+            version: None,
+        };
+        engine
+            .agent
+            .get(&format!("{}/health", engine.url))
+            .call()
+            .map_err(|e| http_error(&engine.url, "/health", e))?;
+        Ok(engine)
+    }
+
+    /// The weights version the engine serves (the last push), if any.
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    fn post(&self, route: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}{route}", self.url);
+        let reply = self
+            .agent
+            .post(&url)
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .map_err(|e| http_error(&self.url, route, e))?;
+        let text = reply
+            .into_string()
+            .with_context(|| format!("reading the answer of {url}"))?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{url} answered with something that is not JSON: {}",
+                cut(&text)
+            )
+        })
+    }
+
+    /// Makes the engine serve the trainer's current weights as `version` (the run's step):
+    /// writes them under the weights directory, atomically, and asks the engine to load them.
+    /// Keeps the last two versions on disk.
+    pub fn push(&mut self, trainer: &Trainer, tokenizer: &Tokenizer, version: u64) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let t0 = Instant::now();
+        match self.weights {
+            WeightsMode::Full => {
+                let path = self.dir.join(format!("step-{version:06}"));
+                if !path.exists() {
+                    azr_model::checkpoint::create_dir_atomically(&path, |tmp| {
+                        azr_model::checkpoint::write_hf_files(trainer.model(), tokenizer, tmp)
+                    })?;
+                }
+                let reply = self.post(
+                    "/update_weights_from_disk",
+                    &json!({
+                        "model_path": path.display().to_string(),
+                        "weight_version": version.to_string(),
+                        "flush_cache": true,
+                    }),
+                )?;
+                check_success(&reply, "/update_weights_from_disk")?;
+            }
+            WeightsMode::Lora => {
+                let path = self.dir.join(format!("adapter-{version:06}"));
+                if !path.exists() {
+                    trainer.save_adapter(&path)?;
+                }
+                let reply = self.post(
+                    "/load_lora_adapter",
+                    &json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()}),
+                )?;
+                check_success(&reply, "/load_lora_adapter")?;
+                if let Some(old) = self.version.filter(|&v| v != version) {
+                    let reply = self.post(
+                        "/unload_lora_adapter",
+                        &json!({"lora_name": lora_name(old)}),
+                    )?;
+                    check_success(&reply, "/unload_lora_adapter")?;
+                }
+            }
+        }
+        self.version = Some(version);
+        self.prune(version)?;
+        tracing::info!(
+            "engine: weights of step {version} pushed ({:?}, {:.1} s)",
+            self.weights,
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Removes pushed versions older than the one before `version` (an engine may still be
+    /// reading that one).
+    fn prune(&self, version: u64) -> Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let old = name
+                .as_deref()
+                .and_then(|n| n.strip_prefix("step-").or(n.strip_prefix("adapter-")))
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v + 1 < version);
+            if old {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A policy that samples from this engine; `scaffold` is the template of every row's
+    /// scaffold (its group is each request's), `seed` the call's seed (see [`crate::call_seed`]).
+    pub fn policy<'a>(
+        &'a self,
+        tokenizer: &'a Tokenizer,
+        params: SamplingParams,
+        scaffold: Scaffold,
+        seed: u64,
+    ) -> SglangPolicy<'a> {
+        SglangPolicy {
+            engine: self,
+            tokenizer,
+            params,
+            scaffold,
+            seed,
+            calls: 0,
+            secs: 0.0,
+            tokens: 0,
+        }
+    }
+}
+
+fn lora_name(version: u64) -> String {
+    format!("azr-{version}")
+}
+
+fn check_success(reply: &Value, route: &str) -> Result<()> {
+    if reply.get("success").and_then(Value::as_bool) == Some(true) {
+        return Ok(());
+    }
+    let message = ["message", "error_message"]
+        .iter()
+        .find_map(|k| reply.get(*k).and_then(Value::as_str))
+        .unwrap_or("no message");
+    bail!("the engine refused {route}: {message}")
+}
+
+fn cut(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+fn http_error(base: &str, route: &str, e: ureq::Error) -> anyhow::Error {
+    match e {
+        ureq::Error::Status(code, reply) => {
+            let body = reply.into_string().unwrap_or_default();
+            anyhow::anyhow!("{base}{route} answered HTTP {code}: {}", cut(&body))
+        }
+        ureq::Error::Transport(t) => anyhow::anyhow!(
+            "cannot reach the engine at {base} ({route}): {t} (is the server up? rollout.url)"
+        ),
+    }
+}
+
+/// azr-core's [`Policy`] on an SGLang server.
+pub struct SglangPolicy<'a> {
+    engine: &'a Sglang,
+    tokenizer: &'a Tokenizer,
+    params: SamplingParams,
+    scaffold: Scaffold,
+    seed: u64,
+    calls: u64,
+    /// Time spent waiting for the engine, and tokens it sampled, since creation.
+    pub secs: f64,
+    pub tokens: usize,
+}
+
+/// One row between requests.
+struct Row {
+    prompt: Vec<u32>,
+    scaffold: Scaffold,
+    out: RowTokens,
+    seed: u64,
+    budget: usize,
+    stops: Vec<String>,
+    done: bool,
+}
+
+impl SglangPolicy<'_> {
+    fn sampling_params(&self, row: &Row, round: usize) -> Value {
+        let room = self.params.max_new_tokens - row.out.ids.len();
+        json!({
+            "temperature": self.params.temperature,
+            "top_p": self.params.top_p,
+            "top_k": if self.params.top_k == 0 { -1 } else { self.params.top_k as i64 },
+            "min_p": 0.0,
+            "max_new_tokens": row.budget.min(room),
+            "stop": row.stops,
+            "stop_token_ids": self.params.stop_token_ids,
+            "skip_special_tokens": false,
+            "no_stop_trim": true,
+            // Python ints are unbounded, the engine's seed tensors are int64.
+            "sampling_seed": (row.seed.wrapping_add(round as u64)) >> 1,
+        })
+    }
+
+    /// One `/generate` round for the rows not done yet.
+    fn round(&self, rows: &mut [Row], round: usize) -> Result<()> {
+        let live: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].done).collect();
+        let input_ids: Vec<Vec<u32>> = live
+            .iter()
+            .map(|&i| [rows[i].prompt.as_slice(), rows[i].out.ids.as_slice()].concat())
+            .collect();
+        let params: Vec<Value> = live
+            .iter()
+            .map(|&i| self.sampling_params(&rows[i], round))
+            .collect();
+        let mut body = json!({
+            "input_ids": input_ids,
+            "sampling_params": params,
+            "return_logprob": true,
+            "logprob_start_len": -1,
+        });
+        if let (WeightsMode::Lora, Some(v)) = (self.engine.weights, self.engine.version) {
+            body["lora_path"] = json!(vec![lora_name(v); live.len()]);
+        }
+        let reply = self.engine.post("/generate", &body)?;
+        let answers = reply.as_array().with_context(|| {
+            format!(
+                "/generate answered {} instead of a list",
+                cut(&reply.to_string())
+            )
+        })?;
+        if answers.len() != live.len() {
+            bail!(
+                "/generate answered {} results for {} prompts",
+                answers.len(),
+                live.len()
+            );
+        }
+        for (&i, answer) in live.iter().zip(answers) {
+            let (ids, logprobs, ended) = self.read_answer(answer)?;
+            self.advance(&mut rows[i], ids, logprobs, ended)?;
+        }
+        Ok(())
+    }
+
+    /// A result's tokens, log-probs and why it ended; a stale weights version is an error.
+    fn read_answer(&self, answer: &Value) -> Result<(Vec<u32>, Vec<f32>, Ended)> {
+        let meta = answer
+            .get("meta_info")
+            .context("a /generate result has no meta_info")?;
+        if let (Some(served), Some(v)) = (
+            meta.get("weight_version").and_then(Value::as_str),
+            self.engine.version,
+        ) {
+            if served != v.to_string() && self.engine.weights == WeightsMode::Full {
+                bail!(
+                    "the engine sampled with weights {served:?}, not the pushed step {v}: is \
+                     another trainer updating it?"
+                );
+            }
+        }
+        let pairs = meta
+            .get("output_token_logprobs")
+            .and_then(Value::as_array)
+            .context(
+                "a /generate result has no meta_info.output_token_logprobs (return_logprob)",
+            )?;
+        let mut ids = Vec::with_capacity(pairs.len());
+        let mut logprobs = Vec::with_capacity(pairs.len());
+        for p in pairs {
+            let (Some(lp), Some(id)) = (
+                p.get(0).and_then(Value::as_f64),
+                p.get(1).and_then(Value::as_u64),
+            ) else {
+                bail!("an output_token_logprobs entry is not [logprob, token_id, ...]: {p}");
+            };
+            ids.push(id as u32);
+            logprobs.push(lp as f32);
+        }
+        let reason = meta.get("finish_reason").unwrap_or(&Value::Null);
+        let ended = match reason.get("type").and_then(Value::as_str) {
+            Some("length") => Ended::Budget,
+            Some("stop") => match reason.get("matched") {
+                Some(Value::String(s)) => Ended::Stop(s.clone()),
+                _ => Ended::EndOfTurn,
+            },
+            _ => bail!("/generate finished a row with {reason} (aborted by the engine?)"),
+        };
+        Ok((ids, logprobs, ended))
+    }
+
+    /// Adds a round's tokens to a row and decides, as the local engine does, whether and how it
+    /// goes on.
+    fn advance(
+        &self,
+        row: &mut Row,
+        ids: Vec<u32>,
+        logprobs: Vec<f32>,
+        ended: Ended,
+    ) -> Result<()> {
+        let sampled = ids.len();
+        row.out.ids.extend(ids);
+        row.out.logprobs.extend(logprobs);
+        row.out
+            .sampled
+            .resize(row.out.sampled.len() + sampled, true);
+        let max = self.params.max_new_tokens;
+        let eos = matches!(ended, Ended::EndOfTurn)
+            && row
+                .out
+                .ids
+                .last()
+                .is_some_and(|t| self.params.stop_token_ids.contains(t));
+        let kept = row.out.ids.len() - usize::from(eos);
+        row.done = true;
+        if row.out.ids.len() >= max {
+            return Ok(());
+        }
+        let text = self.tokenizer.decode(&row.out.ids[..kept], true)?;
+        let Some(next) = row.scaffold.on_stop(&text, &ended) else {
+            return Ok(());
+        };
+        let append = if next.append.is_empty() {
+            Vec::new()
+        } else {
+            self.tokenizer.encode(&next.append, false)?
+        };
+        let room = max.saturating_sub(kept + append.len());
+        if room < 1 || next.budget == 0 {
+            return Ok(());
+        }
+        if eos {
+            // The end-of-turn token is not kept: the appended text takes its place.
+            row.out.ids.pop();
+            row.out.logprobs.pop();
+            row.out.sampled.pop();
+        }
+        if append.is_empty() && eos {
+            return Ok(());
+        }
+        for t in append {
+            row.out.ids.push(t);
+            row.out.logprobs.push(0.0);
+            row.out.sampled.push(false);
+        }
+        row.budget = next.budget.min(room);
+        row.stops = next.stop_strings;
+        row.done = false;
+        Ok(())
+    }
+}
+
+impl Policy for SglangPolicy<'_> {
+    fn generate(&mut self, requests: &[GenRequest]) -> Result<Vec<Response>, PolicyError> {
+        let started = Instant::now();
+        let seeds = row_seeds(self.seed ^ self.calls.rotate_left(32), requests.len());
+        self.calls += 1;
+        let mut rows = Vec::with_capacity(requests.len());
+        for (r, seed) in requests.iter().zip(seeds) {
+            let prompt = self.tokenizer.encode(&r.prompt, false)?;
+            if prompt.is_empty() {
+                return Err("a prompt tokenized to nothing".into());
+            }
+            let scaffold = Scaffold {
+                group: r.group,
+                ..self.scaffold
+            };
+            let (budget, stops) = scaffold.start();
+            rows.push(Row {
+                prompt,
+                scaffold,
+                out: RowTokens::default(),
+                seed,
+                budget: budget.min(self.params.max_new_tokens),
+                stops,
+                done: self.params.max_new_tokens == 0,
+            });
+        }
+        for round in 0..MAX_ROUNDS {
+            if rows.iter().all(|r| r.done) {
+                break;
+            }
+            self.round(&mut rows, round)?;
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let r = finish_response(self.tokenizer, &row.scaffold, row.prompt, row.out)?;
+            self.tokens += r.tokens;
+            out.push(r);
+        }
+        self.secs += started.elapsed().as_secs_f64();
+        Ok(out)
+    }
+}
