@@ -13,6 +13,8 @@ pub enum Engine {
     Local,
     /// An SGLang server (`python -m sglang.launch_server`), over HTTP.
     Sglang,
+    /// A vLLM server (`vllm serve`), over its OpenAI routes; LoRA weights only.
+    Vllm,
 }
 
 /// How the trainer's weights reach a remote engine after each update.
@@ -77,6 +79,13 @@ impl RolloutConfig {
         }
         if self.timeout_s == 0 {
             anyhow::bail!("rollout.timeout_s must be at least 1");
+        }
+        if self.engine == Engine::Vllm && self.weights == WeightsMode::Full {
+            anyhow::bail!(
+                "rollout.engine = \"vllm\" takes weights = \"lora\" only: stock vLLM loads new full \
+                 weights only from a torch process (NCCL or CUDA IPC), not from a directory over \
+                 HTTP; train LoRA adapters (optim.lora.rank > 0), or use engine = \"sglang\""
+            );
         }
         if self.weights == WeightsMode::Lora && !lora {
             anyhow::bail!(

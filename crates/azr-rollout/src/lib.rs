@@ -7,12 +7,12 @@
 //! shape (appended spans masked out, the structure closed) whichever engine sampled it.
 
 pub mod config;
-pub mod sglang;
+pub mod remote;
 #[cfg(feature = "test-util")]
 pub mod stub;
 
 pub use config::{Engine, RolloutConfig, WeightsMode};
-pub use sglang::{Sglang, SglangPolicy};
+pub use remote::{Remote, RemotePolicy};
 
 use anyhow::Result;
 use azr_core::scaffold::Scaffold;

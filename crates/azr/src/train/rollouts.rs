@@ -1,12 +1,12 @@
 //! Where a run's rollouts come from (`[rollout]`): the local engine on the trainer's own
-//! weights, or an SGLang server that is sent the trainer's weights after every update. Either
+//! weights, or an SGLang or vLLM server that is sent the trainer's weights after every update. Either
 //! way the step driver sees one [`Policy`], and the update trains on rows it builds here.
 
 use anyhow::{bail, Result};
 use azr_core::scaffold::Scaffold;
 use azr_core::{GenRequest, Group, Policy, PolicyError, Response, StepOutput};
 use azr_model::{SamplingParams, Tokenizer, TrainRow, Trainer};
-use azr_rollout::{Engine, Sglang, SglangPolicy};
+use azr_rollout::{Engine, Remote, RemotePolicy};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ use crate::policy::{call_seed, ModelPolicy, ScaffoldConfig};
 /// The policy of one step (or seeding round).
 pub enum Rollouts<'a> {
     Local(ModelPolicy<'a>),
-    Remote(SglangPolicy<'a>),
+    Remote(RemotePolicy<'a>),
 }
 
 impl Rollouts<'_> {
@@ -39,12 +39,16 @@ impl Policy for Rollouts<'_> {
 }
 
 /// The remote engine of a run, connected at start-up; `None` for the local engine.
-pub fn connect(cfg: &RunConfig, run_dir: &std::path::Path) -> Result<Option<Sglang>> {
+pub fn connect(cfg: &RunConfig, run_dir: &std::path::Path) -> Result<Option<Remote>> {
     match cfg.rollout.engine {
         Engine::Local => Ok(None),
-        Engine::Sglang => {
-            let engine = Sglang::connect(&cfg.rollout, run_dir)?;
-            tracing::info!("rollouts on the SGLang server at {}", cfg.rollout.url);
+        Engine::Sglang | Engine::Vllm => {
+            let engine = Remote::connect(&cfg.rollout, run_dir)?;
+            tracing::info!(
+                "rollouts on the {:?} server at {}",
+                cfg.rollout.engine,
+                cfg.rollout.url
+            );
             Ok(Some(engine))
         }
     }
@@ -52,7 +56,7 @@ pub fn connect(cfg: &RunConfig, run_dir: &std::path::Path) -> Result<Option<Sgla
 
 /// Makes the engine serve the trainer's weights, when it serves older ones. The version is the
 /// optimizer's step count: it moves with every update (the warm-up's too).
-pub fn sync(engine: &mut Option<Sglang>, trainer: &Trainer, tokenizer: &Tokenizer) -> Result<()> {
+pub fn sync(engine: &mut Option<Remote>, trainer: &Trainer, tokenizer: &Tokenizer) -> Result<()> {
     if let Some(e) = engine {
         if e.version() != Some(trainer.steps()) {
             e.push(trainer, tokenizer, trainer.steps())?;
@@ -65,7 +69,7 @@ pub fn sync(engine: &mut Option<Sglang>, trainer: &Trainer, tokenizer: &Tokenize
 /// engine on the trainer's weights.
 #[allow(clippy::too_many_arguments)]
 pub fn policy<'a>(
-    engine: &'a Option<Sglang>,
+    engine: &'a Option<Remote>,
     trainer: &'a Trainer,
     tokenizer: &'a Tokenizer,
     params: &SamplingParams,

@@ -1,7 +1,11 @@
-//! Rollouts on an SGLang server, over its native HTTP routes:
-//! - `POST /generate` with token ids in and token ids plus log-probs out;
-//! - `POST /update_weights_from_disk`, or `/load_lora_adapter` and `/unload_lora_adapter`, after
-//!   each update.
+//! Rollouts on a serving engine over HTTP.
+//! - SGLang, its native routes: `POST /generate` (a batch, token ids in, token ids and log-probs
+//!   out), and after each update `POST /update_weights_from_disk`, or `/load_lora_adapter` and
+//!   `/unload_lora_adapter`.
+//! - vLLM, its OpenAI routes: `POST /v1/completions`, one request per row (its sampling
+//!   parameters and seed are per request), sent together; `return_token_ids` for the ids. New
+//!   weights only as LoRA adapters (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`): stock
+//!   vLLM loads full weights only from a torch process.
 //!
 //! Scaffolded decoding works as on the local engine, one request per phase: a row that stops
 //! (a stop string, its budget, the end of its turn) is asked [`Scaffold::on_stop`] how it goes
@@ -19,15 +23,19 @@ use azr_core::{GenRequest, Policy, PolicyError, Response};
 use azr_model::{row_seeds, SamplingParams, Tokenizer, Trainer};
 use serde_json::{json, Value};
 
-use crate::config::{RolloutConfig, WeightsMode};
+use crate::config::{Engine, RolloutConfig, WeightsMode};
 use crate::{finish_response, RowTokens};
 
 /// Requests per row before it is cut where it stands: every phase of a scaffold ends with text
 /// appended or the row done, so a row needs a handful; this bounds a misbehaving engine.
 const MAX_ROUNDS: usize = 64;
 
-/// A connection to an SGLang server and the weights it serves.
-pub struct Sglang {
+/// Rows of a vLLM round in flight at once (one request each).
+const VLLM_CONCURRENCY: usize = 64;
+
+/// A connection to a serving engine and the weights it serves.
+pub struct Remote {
+    engine: Engine,
     agent: ureq::Agent,
     url: String,
     weights: WeightsMode,
@@ -37,7 +45,7 @@ pub struct Sglang {
     version: Option<u64>,
 }
 
-impl Sglang {
+impl Remote {
     /// Checks that the server answers (`GET /health`); `run_dir` holds the weights when
     /// `rollout.dir` is empty.
     pub fn connect(cfg: &RolloutConfig, run_dir: &Path) -> Result<Self> {
@@ -52,7 +60,8 @@ impl Sglang {
         };
         let dir =
             std::path::absolute(&dir).with_context(|| format!("rollout.dir {}", dir.display()))?;
-        let engine = Sglang {
+        let engine = Remote {
+            engine: cfg.engine,
             agent,
             url: cfg.url.trim_end_matches('/').to_string(),
             weights: cfg.weights,
@@ -83,12 +92,8 @@ impl Sglang {
         let text = reply
             .into_string()
             .with_context(|| format!("reading the answer of {url}"))?;
-        serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{url} answered with something that is not JSON: {}",
-                cut(&text)
-            )
-        })
+        // vLLM's adapter routes answer in plain text; a caller that needs JSON says so.
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Makes the engine serve the trainer's current weights as `version` (the run's step):
@@ -99,6 +104,9 @@ impl Sglang {
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let t0 = Instant::now();
         match self.weights {
+            WeightsMode::Full if self.engine == Engine::Vllm => {
+                bail!("vLLM takes LoRA adapters only (rollout.weights = \"lora\")")
+            }
             WeightsMode::Full => {
                 let path = self.dir.join(format!("step-{version:06}"));
                 if !path.exists() {
@@ -115,6 +123,23 @@ impl Sglang {
                     }),
                 )?;
                 check_success(&reply, "/update_weights_from_disk")?;
+            }
+            WeightsMode::Lora if self.engine == Engine::Vllm => {
+                let path = self.dir.join(format!("adapter-{version:06}"));
+                if !path.exists() {
+                    trainer.save_adapter(&path)?;
+                }
+                // HTTP 200 is success; the answer is a sentence.
+                self.post(
+                    "/v1/load_lora_adapter",
+                    &json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()}),
+                )?;
+                if let Some(old) = self.version.filter(|&v| v != version) {
+                    self.post(
+                        "/v1/unload_lora_adapter",
+                        &json!({"lora_name": lora_name(old)}),
+                    )?;
+                }
             }
             WeightsMode::Lora => {
                 let path = self.dir.join(format!("adapter-{version:06}"));
@@ -172,8 +197,8 @@ impl Sglang {
         params: SamplingParams,
         scaffold: Scaffold,
         seed: u64,
-    ) -> SglangPolicy<'a> {
-        SglangPolicy {
+    ) -> RemotePolicy<'a> {
+        RemotePolicy {
             engine: self,
             tokenizer,
             params,
@@ -218,8 +243,8 @@ fn http_error(base: &str, route: &str, e: ureq::Error) -> anyhow::Error {
 }
 
 /// azr-core's [`Policy`] on an SGLang server.
-pub struct SglangPolicy<'a> {
-    engine: &'a Sglang,
+pub struct RemotePolicy<'a> {
+    engine: &'a Remote,
     tokenizer: &'a Tokenizer,
     params: SamplingParams,
     scaffold: Scaffold,
@@ -228,6 +253,48 @@ pub struct SglangPolicy<'a> {
     /// Time spent waiting for the engine, and tokens it sampled, since creation.
     pub secs: f64,
     pub tokens: usize,
+}
+
+/// A round's answer for one row: its new token ids, their log-probs, and why it stopped.
+type Answer = (Vec<u32>, Vec<f32>, Ended);
+
+/// A `/v1/completions` answer: `choices[0].token_ids` (with `return_token_ids`), their
+/// log-probs in `choices[0].logprobs.token_logprobs`, and `finish_reason` with `stop_reason` (the
+/// matched stop string, a stop token id, or null for the end of the turn).
+fn read_vllm_answer(reply: &Value) -> Result<Answer> {
+    let choice = reply.pointer("/choices/0").with_context(|| {
+        format!(
+            "/v1/completions answered without choices: {}",
+            cut(&reply.to_string())
+        )
+    })?;
+    let ids: Vec<u32> = choice
+        .get("token_ids")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .context("a /v1/completions choice has no token_ids (return_token_ids)")?;
+    let logprobs: Vec<f32> = choice
+        .pointer("/logprobs/token_logprobs")
+        .and_then(Value::as_array)
+        .context("a /v1/completions choice has no logprobs.token_logprobs")?
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
+        .collect();
+    if logprobs.len() != ids.len() {
+        bail!(
+            "/v1/completions gave {} token ids but {} log-probs",
+            ids.len(),
+            logprobs.len()
+        );
+    }
+    let ended = match choice.get("finish_reason").and_then(Value::as_str) {
+        Some("length") => Ended::Budget,
+        Some("stop") => match choice.get("stop_reason") {
+            Some(Value::String(s)) => Ended::Stop(s.clone()),
+            _ => Ended::EndOfTurn,
+        },
+        other => bail!("/v1/completions finished a row with {other:?} (aborted by the engine?)"),
+    };
+    Ok((ids, logprobs, ended))
 }
 
 /// One row between requests.
@@ -241,7 +308,7 @@ struct Row {
     done: bool,
 }
 
-impl SglangPolicy<'_> {
+impl RemotePolicy<'_> {
     fn sampling_params(&self, row: &Row, round: usize) -> Value {
         let room = self.params.max_new_tokens - row.out.ids.len();
         json!({
@@ -262,6 +329,18 @@ impl SglangPolicy<'_> {
     /// One `/generate` round for the rows not done yet.
     fn round(&self, rows: &mut [Row], round: usize) -> Result<()> {
         let live: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].done).collect();
+        let answers = match self.engine.engine {
+            Engine::Vllm => self.vllm_round(rows, &live, round)?,
+            Engine::Sglang | Engine::Local => self.sglang_round(rows, &live, round)?,
+        };
+        for (&i, (ids, logprobs, ended)) in live.iter().zip(answers) {
+            self.advance(&mut rows[i], ids, logprobs, ended)?;
+        }
+        Ok(())
+    }
+
+    /// One `/generate` request for the live rows, each with its own sampling parameters.
+    fn sglang_round(&self, rows: &[Row], live: &[usize], round: usize) -> Result<Vec<Answer>> {
         let input_ids: Vec<Vec<u32>> = live
             .iter()
             .map(|&i| [rows[i].prompt.as_slice(), rows[i].out.ids.as_slice()].concat())
@@ -293,15 +372,64 @@ impl SglangPolicy<'_> {
                 live.len()
             );
         }
-        for (&i, answer) in live.iter().zip(answers) {
-            let (ids, logprobs, ended) = self.read_answer(answer)?;
-            self.advance(&mut rows[i], ids, logprobs, ended)?;
+        answers.iter().map(|a| self.read_answer(a)).collect()
+    }
+
+    /// One `/v1/completions` request per live row, `VLLM_CONCURRENCY` at a time.
+    fn vllm_round(&self, rows: &[Row], live: &[usize], round: usize) -> Result<Vec<Answer>> {
+        let mut answers = Vec::with_capacity(live.len());
+        for chunk in live.chunks(VLLM_CONCURRENCY) {
+            let replies: Vec<Result<Value>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let body = self.vllm_body(&rows[i], round);
+                        s.spawn(move || self.engine.post("/v1/completions", &body))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a request thread panicked")))
+                    })
+                    .collect()
+            });
+            for reply in replies {
+                answers.push(read_vllm_answer(&reply?)?);
+            }
         }
-        Ok(())
+        Ok(answers)
+    }
+
+    fn vllm_body(&self, row: &Row, round: usize) -> Value {
+        let p = self.sampling_params(row, round);
+        let model = match self.engine.version {
+            Some(v) => lora_name(v),
+            None => String::new(),
+        };
+        let prompt = [row.prompt.as_slice(), row.out.ids.as_slice()].concat();
+        json!({
+            "model": model,
+            "prompt": prompt,
+            "n": 1,
+            "max_tokens": p["max_new_tokens"],
+            "temperature": p["temperature"],
+            "top_p": p["top_p"],
+            "top_k": p["top_k"],
+            "min_p": p["min_p"],
+            "stop": p["stop"],
+            "stop_token_ids": p["stop_token_ids"],
+            "seed": p["sampling_seed"],
+            "logprobs": 1,
+            "return_token_ids": true,
+            "include_stop_str_in_output": true,
+            "skip_special_tokens": false,
+        })
     }
 
     /// A result's tokens, log-probs and why it ended; a stale weights version is an error.
-    fn read_answer(&self, answer: &Value) -> Result<(Vec<u32>, Vec<f32>, Ended)> {
+    fn read_answer(&self, answer: &Value) -> Result<Answer> {
         let meta = answer
             .get("meta_info")
             .context("a /generate result has no meta_info")?;
@@ -407,7 +535,7 @@ impl SglangPolicy<'_> {
     }
 }
 
-impl Policy for SglangPolicy<'_> {
+impl Policy for RemotePolicy<'_> {
     fn generate(&mut self, requests: &[GenRequest]) -> Result<Vec<Response>, PolicyError> {
         let started = Instant::now();
         let seeds = row_seeds(self.seed ^ self.calls.rotate_left(32), requests.len());

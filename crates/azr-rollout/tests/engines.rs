@@ -1,8 +1,9 @@
-//! Contract tests of the SGLang back-end against an in-process stub that speaks the documented
+//! Contract tests of the remote back-ends against in-process stubs that speak the documented
 //! JSON of SGLang's native routes (`/health`, `/generate`, `/update_weights_from_disk`,
-//! `/load_lora_adapter`, `/unload_lora_adapter`). SGLang itself cannot run on these machines
-//! (CUDA, or a CPU backend for AMX Xeons); the stub checks our requests field by field and
-//! answers as the server documents.
+//! `/load_lora_adapter`, `/unload_lora_adapter`) and of vLLM's OpenAI routes
+//! (`/v1/completions`, `/v1/load_lora_adapter`, `/v1/unload_lora_adapter`). Neither server can
+//! run on these machines (CUDA; SGLang's CPU backend wants an AMX Xeon, vLLM's CPU wheels are not
+//! on PyPI); the stubs check our requests field by field and answer as the servers document.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use azr_core::scaffold::Scaffold;
 use azr_core::{GenRequest, Group, Policy, Purpose, ThinkMode};
 use azr_model::{LoraConfig, SamplingParams, TrainConfig, Trainer};
-use azr_rollout::{stub, Engine, RolloutConfig, Sglang, WeightsMode};
+use azr_rollout::{stub, Engine, Remote, RolloutConfig, WeightsMode};
 use serde_json::{json, Value};
 
 struct Stub {
@@ -127,7 +128,7 @@ fn a_scaffolded_rollout_is_one_request_per_phase() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let engine = Sglang::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
+    let engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
     let enc = |text: &str| tk.encode(text, false).unwrap();
     // Row 0 thinks past its budget; the environment closes the think block and opens the
     // answer; the model fills the fence and stops at its close. Row 1 ends its turn at once.
@@ -227,7 +228,7 @@ fn full_weights_are_pushed_from_disk_and_stale_rollouts_refused() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let mut engine = Sglang::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
+    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
     let trainer = Trainer::new(t.loaded.model.clone(), TrainConfig::default()).unwrap();
     for version in [3, 4, 5] {
         engine.push(&trainer, tk, version).unwrap();
@@ -277,7 +278,7 @@ fn lora_adapters_are_loaded_by_name_and_rollouts_ask_for_them() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let mut engine = Sglang::connect(&config(&s.url, WeightsMode::Lora), run.path()).unwrap();
+    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Lora), run.path()).unwrap();
     let cfg = TrainConfig {
         lora: LoraConfig {
             rank: 2,
@@ -331,7 +332,7 @@ fn an_engine_that_is_not_there_is_a_clear_error() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let run = tempfile::tempdir().unwrap();
-    let err = match Sglang::connect(&config(&url, WeightsMode::Full), run.path()) {
+    let err = match Remote::connect(&config(&url, WeightsMode::Full), run.path()) {
         Ok(_) => panic!("connected to nothing"),
         Err(e) => e.to_string(),
     };
@@ -342,4 +343,129 @@ fn an_engine_that_is_not_there_is_a_clear_error() {
     assert!(config("https://x", WeightsMode::Full).check(false).is_err());
     assert!(config("http://x", WeightsMode::Lora).check(false).is_err());
     assert!(config("http://x", WeightsMode::Lora).check(true).is_ok());
+}
+
+/// vLLM: one `/v1/completions` request per row (sent together, so the stub answers by the
+/// prompt it is given), the adapter of the last push selected as the request's model, and the
+/// ids and log-probs read from `token_ids` and `logprobs.token_logprobs`.
+#[test]
+fn vllm_rows_are_one_completion_each_and_select_the_pushed_adapter() {
+    let t = tiny();
+    let tk = &t.loaded.tokenizer;
+    let enc = |text: &str| tk.encode(text, false).unwrap();
+    let appended = "</think>\n<answer>\n```output\n";
+    let choice = |text: &str, finish: &str, stop: Value| {
+        let ids = enc(text);
+        let lps: Vec<f64> = (0..ids.len()).map(|i| -0.5 - i as f64).collect();
+        json!({"id": "cmpl-1", "object": "text_completion", "model": "azr-1", "choices": [{
+            "index": 0, "text": text, "token_ids": ids, "finish_reason": finish,
+            "stop_reason": stop, "logprobs": {"token_logprobs": lps, "tokens": [], "top_logprobs": []},
+        }]})
+    };
+    let mut answers = std::collections::HashMap::new();
+    for (prompt, answer) in [("prompt one", "3"), ("prompt two", "4")] {
+        answers.insert(enc(prompt), choice("thinking", "length", Value::Null));
+        let second = [enc(prompt), enc("thinking"), enc(appended)].concat();
+        answers.insert(
+            second,
+            choice(&format!("{answer}\n```"), "stop", json!("```")),
+        );
+    }
+    let (url, log) = stub::serve(move |route, body| match route {
+        "GET /health" => (200, Value::Null),
+        // vLLM answers these two in plain text.
+        "POST /v1/load_lora_adapter" | "POST /v1/unload_lora_adapter" => {
+            (200, json!("Success: LoRA adapter loaded"))
+        }
+        "POST /v1/completions" => {
+            let prompt: Vec<u32> = serde_json::from_value(body["prompt"].clone()).unwrap();
+            match answers.get(&prompt) {
+                Some(a) => (200, a.clone()),
+                None => (400, json!({"error": "unexpected prompt"})),
+            }
+        }
+        _ => (404, json!({"detail": "Not Found"})),
+    });
+    let run = tempfile::tempdir().unwrap();
+    let cfg = RolloutConfig {
+        engine: Engine::Vllm,
+        ..config(&url, WeightsMode::Lora)
+    };
+    assert!(
+        RolloutConfig {
+            weights: WeightsMode::Full,
+            ..cfg.clone()
+        }
+        .check(true)
+        .unwrap_err()
+        .to_string()
+        .contains("lora"),
+        "vLLM takes no full weights"
+    );
+    let mut engine = Remote::connect(&cfg, run.path()).unwrap();
+    let lora = TrainConfig {
+        lora: LoraConfig {
+            rank: 2,
+            ..LoraConfig::default()
+        },
+        ..TrainConfig::default()
+    };
+    let trainer = Trainer::new(t.loaded.model.clone(), lora).unwrap();
+    engine.push(&trainer, tk, 0).unwrap();
+    engine.push(&trainer, tk, 1).unwrap();
+    let mut policy = engine.policy(tk, params(), scaffold(), 7);
+    let out = policy
+        .generate(&[request("prompt one"), request("prompt two")])
+        .unwrap();
+    assert_eq!(
+        out[0].text,
+        "thinking</think>\n<answer>\n```output\n3\n```\n</answer>"
+    );
+    assert_eq!(
+        out[1].text,
+        "thinking</think>\n<answer>\n```output\n4\n```\n</answer>"
+    );
+    assert_eq!(out[0].logprobs[..2], [-0.5, -1.5]);
+
+    let log = log.lock().unwrap().clone();
+    let adapter = std::path::absolute(run.path().join("engine-weights/adapter-000001")).unwrap();
+    assert_eq!(
+        log[2],
+        (
+            "POST /v1/load_lora_adapter".to_string(),
+            json!({"lora_name": "azr-1", "lora_path": adapter.display().to_string()})
+        )
+    );
+    assert_eq!(
+        log[3],
+        (
+            "POST /v1/unload_lora_adapter".to_string(),
+            json!({"lora_name": "azr-0"})
+        )
+    );
+    let completions: Vec<&Value> = log
+        .iter()
+        .filter(|(r, _)| r == "POST /v1/completions")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(completions.len(), 4, "two rows, two phases each");
+    for b in &completions {
+        assert_eq!(b["model"], json!("azr-1"));
+        assert_eq!(b["n"], json!(1));
+        assert_eq!(b["return_token_ids"], json!(true));
+        assert_eq!(b["logprobs"], json!(1));
+        assert_eq!(b["top_k"], json!(-1));
+        assert_eq!(b["stop_token_ids"], json!([EOS]));
+        assert!(b["seed"].as_u64().is_some());
+    }
+    let first: Vec<&&Value> = completions
+        .iter()
+        .filter(|b| b["max_tokens"] == json!(8))
+        .collect();
+    assert_eq!(
+        first.len(),
+        2,
+        "the think budget, in both rows' first request"
+    );
+    assert_ne!(first[0]["seed"], first[1]["seed"]);
 }
