@@ -145,6 +145,8 @@ pub struct ExecConfig {
     pub banned_modules: Vec<String>,
     pub forbidden_names: Vec<String>,
     pub forbidden_attrs: Vec<String>,
+    /// Run jobs on a SandboxFusion service instead of the local pool (`url` empty: local).
+    pub sandboxfusion: crate::fusion::FusionConfig,
 }
 
 impl Default for ExecConfig {
@@ -169,6 +171,7 @@ impl Default for ExecConfig {
             banned_modules: owned(BANNED_MODULES),
             forbidden_names: owned(FORBIDDEN_NAMES),
             forbidden_attrs: owned(FORBIDDEN_ATTRS),
+            sandboxfusion: crate::fusion::FusionConfig::default(),
         }
     }
 }

@@ -10,15 +10,19 @@
 //! [`literal::py_eq`], or in a clean child that runs nothing but `ast.literal_eval`.
 
 pub mod config;
+pub mod fusion;
 pub mod job;
 pub mod literal;
 mod pool;
 mod proc;
 pub mod sandbox;
+#[cfg(feature = "test-util")]
+pub mod stub;
 
 use std::time::{Duration, Instant};
 
 pub use config::{ExecConfig, Limits, SandboxMode};
+pub use fusion::FusionConfig;
 pub use job::{Job, JobResult, Rejection, Status};
 
 use crate::literal::{parse_literal, py_eq, PyValue};
@@ -41,9 +45,25 @@ pub enum ExecError {
     Config(String),
 }
 
-/// The executor: a pool of sandboxed workers. Cheap to share between threads (`&Executor`).
+/// Where jobs run: the local pool of sandboxed workers, or a SandboxFusion service.
+enum Backend {
+    Pool(Pool),
+    Fusion(fusion::Fusion),
+}
+
+impl Backend {
+    fn submit(&self, requests: Vec<Request>) -> PendingReplies {
+        match self {
+            Backend::Pool(p) => p.submit(requests),
+            Backend::Fusion(f) => f.submit(requests),
+        }
+    }
+}
+
+/// The executor: a pool of sandboxed workers (or a SandboxFusion client). Cheap to share
+/// between threads (`&Executor`).
 pub struct Executor {
-    pool: Pool,
+    pool: Backend,
     cfg: ExecConfig,
 }
 
@@ -88,7 +108,11 @@ enum Plan {
 
 impl Executor {
     pub fn new(cfg: ExecConfig) -> Result<Executor, ExecError> {
-        let pool = Pool::start(cfg.clone())?;
+        let pool = if cfg.sandboxfusion.url.is_empty() {
+            Backend::Pool(Pool::start(cfg.clone())?)
+        } else {
+            Backend::Fusion(fusion::Fusion::new(&cfg, &cfg.sandboxfusion)?)
+        };
         Ok(Executor { pool, cfg })
     }
 
@@ -284,7 +308,7 @@ impl Executor {
             b: Some(gold.to_string()),
             ..self.request("compare")
         };
-        let reply = self.pool.run_all(vec![request]).pop();
+        let reply = self.pool.submit(vec![request]).wait().0.pop();
         reply.is_some_and(|r| r.s == Status::Ok && r.eq == Some(true))
     }
 }

@@ -28,6 +28,10 @@ pub(crate) struct PendingReplies {
 }
 
 impl PendingReplies {
+    pub fn new(replies: Receiver<(usize, Reply, Instant)>, n: usize) -> Self {
+        PendingReplies { replies, n }
+    }
+
     /// Blocks until every request has its reply; returns them in request order, and when the
     /// last one arrived (`None` for no requests).
     pub fn wait(self) -> (Vec<Reply>, Option<Instant>) {
@@ -129,11 +133,6 @@ impl Pool {
             }
         }
         Ok(pool)
-    }
-
-    /// Runs every request on the pool; replies come back in input order.
-    pub fn run_all(&self, requests: Vec<Request>) -> Vec<Reply> {
-        self.submit(requests).wait().0
     }
 
     /// Queues every request and returns at once.

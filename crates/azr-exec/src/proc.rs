@@ -174,6 +174,23 @@ struct WorkerConfig<'a> {
     kill_all: bool,
 }
 
+/// The first line a worker reads: its lists and limits, as JSON.
+pub(crate) fn worker_config(cfg: &ExecConfig, job_uid: u32) -> String {
+    let wire = WorkerConfig {
+        banned: &cfg.banned_modules,
+        forbidden_names: &cfg.forbidden_names,
+        forbidden_attrs: &cfg.forbidden_attrs,
+        job_uid,
+        max_program_chars: cfg.max_program_chars,
+        max_procs: cfg.max_procs,
+        capture_bytes: cfg.capture_bytes,
+        return_stdout: cfg.return_stdout_bytes,
+        recursion_limit: cfg.recursion_limit,
+        kill_all: cfg.sandbox == SandboxMode::Bubblewrap,
+    };
+    serde_json::to_string(&wire).expect("config serializes")
+}
+
 #[derive(Deserialize)]
 struct Ready {
     ready: bool,
@@ -265,19 +282,7 @@ impl WorkerProc {
             replies,
             stderr_tail,
         };
-        let wire = WorkerConfig {
-            banned: &cfg.banned_modules,
-            forbidden_names: &cfg.forbidden_names,
-            forbidden_attrs: &cfg.forbidden_attrs,
-            job_uid,
-            max_program_chars: cfg.max_program_chars,
-            max_procs: cfg.max_procs,
-            capture_bytes: cfg.capture_bytes,
-            return_stdout: cfg.return_stdout_bytes,
-            recursion_limit: cfg.recursion_limit,
-            kill_all: cfg.sandbox == SandboxMode::Bubblewrap,
-        };
-        let line = serde_json::to_string(&wire).expect("config serializes");
+        let line = worker_config(cfg, job_uid);
         let ready = worker
             .send_line(&line)
             .and_then(|_| worker.recv(START_TIMEOUT));

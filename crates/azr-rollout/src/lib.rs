@@ -8,8 +8,6 @@
 
 pub mod config;
 pub mod remote;
-#[cfg(feature = "test-util")]
-pub mod stub;
 
 pub use config::{Engine, RolloutConfig, WeightsMode};
 pub use remote::{Remote, RemotePolicy};

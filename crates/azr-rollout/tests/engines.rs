@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use azr_core::scaffold::Scaffold;
 use azr_core::{GenRequest, Group, Policy, Purpose, ThinkMode};
+use azr_exec::stub;
 use azr_model::{LoraConfig, SamplingParams, TrainConfig, Trainer};
-use azr_rollout::{stub, Engine, Remote, RolloutConfig, WeightsMode};
+use azr_rollout::{Engine, Remote, RolloutConfig, WeightsMode};
 use serde_json::{json, Value};
 
 struct Stub {

@@ -20,12 +20,12 @@ struct Served {
     version: String,
 }
 
-fn engine(base: &Path) -> (String, azr_rollout::stub::Log) {
+fn engine(base: &Path) -> (String, azr_exec::stub::Log) {
     let served = Arc::new(Mutex::new(Served {
         model: azr_model::load(base).unwrap(),
         version: "default".into(),
     }));
-    azr_rollout::stub::serve(move |route, body| {
+    azr_exec::stub::serve(move |route, body| {
         let mut s = served.lock().unwrap();
         match route {
             "GET /health" => (200, json!({})),

@@ -33,6 +33,9 @@ pub struct RunConfig {
     /// Where rollouts are generated: this process (default) or an SGLang server.
     #[serde(default)]
     pub rollout: azr_rollout::RolloutConfig,
+    /// Run the executor's jobs on a SandboxFusion service (`url` empty: the local sandbox).
+    #[serde(default)]
+    pub sandboxfusion: azr_exec::FusionConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,7 +175,10 @@ impl RunConfig {
         } else {
             azr_exec::SandboxMode::Bubblewrap
         };
-        azr_exec::ExecConfig::with_limits(self.executor, sandbox)
+        azr_exec::ExecConfig {
+            sandboxfusion: self.sandboxfusion.clone(),
+            ..azr_exec::ExecConfig::with_limits(self.executor, sandbox)
+        }
     }
 }
 
