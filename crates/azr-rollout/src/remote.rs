@@ -96,6 +96,16 @@ impl Remote {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// A weights route: SGLang answers `{success, message}`; vLLM a sentence, HTTP 200 being
+    /// its success.
+    fn command(&self, route: &str, body: &Value) -> Result<()> {
+        let reply = self.post(route, body)?;
+        if self.engine == Engine::Vllm {
+            return Ok(());
+        }
+        check_success(&reply, route)
+    }
+
     /// Makes the engine serve the trainer's current weights as `version` (the run's step):
     /// writes them under the weights directory, atomically, and asks the engine to load them.
     /// Keeps the last two versions on disk.
@@ -114,7 +124,7 @@ impl Remote {
                         azr_model::checkpoint::write_hf_files(trainer.model(), tokenizer, tmp)
                     })?;
                 }
-                let reply = self.post(
+                self.command(
                     "/update_weights_from_disk",
                     &json!({
                         "model_path": path.display().to_string(),
@@ -122,41 +132,22 @@ impl Remote {
                         "flush_cache": true,
                     }),
                 )?;
-                check_success(&reply, "/update_weights_from_disk")?;
-            }
-            WeightsMode::Lora if self.engine == Engine::Vllm => {
-                let path = self.dir.join(format!("adapter-{version:06}"));
-                if !path.exists() {
-                    trainer.save_adapter(&path)?;
-                }
-                // HTTP 200 is success; the answer is a sentence.
-                self.post(
-                    "/v1/load_lora_adapter",
-                    &json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()}),
-                )?;
-                if let Some(old) = self.version.filter(|&v| v != version) {
-                    self.post(
-                        "/v1/unload_lora_adapter",
-                        &json!({"lora_name": lora_name(old)}),
-                    )?;
-                }
             }
             WeightsMode::Lora => {
                 let path = self.dir.join(format!("adapter-{version:06}"));
                 if !path.exists() {
                     trainer.save_adapter(&path)?;
                 }
-                let reply = self.post(
-                    "/load_lora_adapter",
-                    &json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()}),
-                )?;
-                check_success(&reply, "/load_lora_adapter")?;
+                let (load, unload) = match self.engine {
+                    Engine::Vllm => ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"),
+                    Engine::Sglang | Engine::Local => {
+                        ("/load_lora_adapter", "/unload_lora_adapter")
+                    }
+                };
+                let body = json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()});
+                self.command(load, &body)?;
                 if let Some(old) = self.version.filter(|&v| v != version) {
-                    let reply = self.post(
-                        "/unload_lora_adapter",
-                        &json!({"lora_name": lora_name(old)}),
-                    )?;
-                    check_success(&reply, "/unload_lora_adapter")?;
+                    self.command(unload, &json!({"lora_name": lora_name(old)}))?;
                 }
             }
         }

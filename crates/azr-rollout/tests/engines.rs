@@ -115,6 +115,18 @@ fn scaffold() -> Scaffold {
     }
 }
 
+/// A trainer of rank-2 adapters on the tiny model.
+fn lora_trainer(t: &Tiny) -> Trainer {
+    let cfg = TrainConfig {
+        lora: LoraConfig {
+            rank: 2,
+            ..LoraConfig::default()
+        },
+        ..TrainConfig::default()
+    };
+    Trainer::new(t.loaded.model.clone(), cfg).unwrap()
+}
+
 fn request(prompt: &str) -> GenRequest {
     GenRequest {
         prompt: prompt.into(),
@@ -280,14 +292,7 @@ fn lora_adapters_are_loaded_by_name_and_rollouts_ask_for_them() {
     let s = stub();
     let run = tempfile::tempdir().unwrap();
     let mut engine = Remote::connect(&config(&s.url, WeightsMode::Lora), run.path()).unwrap();
-    let cfg = TrainConfig {
-        lora: LoraConfig {
-            rank: 2,
-            ..LoraConfig::default()
-        },
-        ..TrainConfig::default()
-    };
-    let trainer = Trainer::new(t.loaded.model.clone(), cfg).unwrap();
+    let trainer = lora_trainer(&t);
     engine.push(&trainer, tk, 0).unwrap();
     engine.push(&trainer, tk, 1).unwrap();
     let enc = |text: &str| tk.encode(text, false).unwrap();
@@ -404,14 +409,7 @@ fn vllm_rows_are_one_completion_each_and_select_the_pushed_adapter() {
         "vLLM takes no full weights"
     );
     let mut engine = Remote::connect(&cfg, run.path()).unwrap();
-    let lora = TrainConfig {
-        lora: LoraConfig {
-            rank: 2,
-            ..LoraConfig::default()
-        },
-        ..TrainConfig::default()
-    };
-    let trainer = Trainer::new(t.loaded.model.clone(), lora).unwrap();
+    let trainer = lora_trainer(&t);
     engine.push(&trainer, tk, 0).unwrap();
     engine.push(&trainer, tk, 1).unwrap();
     let mut policy = engine.policy(tk, params(), scaffold(), 7);
