@@ -14,7 +14,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 mod common;
-use common::tiny_args;
+use common::{ok, tiny_args};
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -80,17 +80,12 @@ fn digests(dir: &Path, lora_rank: usize) -> BTreeMap<String, String> {
     // The same small run as train_cli.rs's resume test.
     let mut args = tiny_args(&model);
     args.extend(["--set".into(), format!("optim.lora.rank={lora_rank}")]);
-    let out = Command::new(env!("CARGO_BIN_EXE_azr"))
+    ok(Command::new(env!("CARGO_BIN_EXE_azr"))
         .args(["--quiet", "train", "--out"])
         .arg(&run)
         .args(&args)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "azr train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap());
     let adapter = "checkpoints/step-000002/model/adapter/adapter_model.safetensors";
     let mut d: BTreeMap<String, String> = FILES
         .iter()

@@ -12,7 +12,7 @@ use azr_model::{FinishReason, LoadedModel, SamplingParams};
 use serde_json::{json, Value};
 
 mod common;
-use common::tiny_args;
+use common::{ok, tiny_args};
 
 /// The weights the stand-in serves and their version.
 struct Served {
@@ -99,15 +99,10 @@ fn metrics(run: &Path) -> Vec<Value> {
 }
 
 fn azr(args: &[String]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_azr"))
+    ok(Command::new(env!("CARGO_BIN_EXE_azr"))
         .args(args)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "azr failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap());
 }
 
 fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {

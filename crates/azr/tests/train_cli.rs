@@ -3,23 +3,13 @@
 //! model (slow, but in CI: the product's main path must run).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
-use common::tiny_args;
+use common::{ok, tiny_args};
 
 fn azr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_azr"))
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "azr failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn tiny_model(dir: &Path) -> PathBuf {

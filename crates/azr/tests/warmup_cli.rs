@@ -4,20 +4,13 @@
 //! run with no checkpoint left that starts it again.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::ok;
 
 fn azr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_azr"))
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "azr failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {

@@ -1,10 +1,23 @@
 //! What the `azr` CLI tests share.
 
 use std::path::Path;
+use std::process::Output;
+
+/// `out`, after checking that azr succeeded (its output in the failure message).
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "azr failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// Small everything: 1 prompt per group, 24 new tokens, 2 learnability samples. A random model
 /// breaks the format everywhere, so every advantage is 0: the entropy bonus gives the update a
 /// gradient, so resume equality compares weights that really moved.
+#[allow(dead_code)] // warmup_cli.rs sets its own
 pub fn tiny_args(model: &Path) -> Vec<String> {
     [
         format!("model.name={}", model.display()),
