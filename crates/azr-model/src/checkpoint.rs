@@ -57,12 +57,23 @@ pub fn create_dir_atomically(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>)
 /// Writes a file atomically (temporary sibling, fsync, rename).
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    create_file_atomically(path, |f| Ok(f.write_all(bytes)?))
+}
+
+/// Creates the file `path` atomically: `fill` writes a temporary sibling (whose name starts
+/// with a dot and does not end like `path`), which is synced and renamed to `path`.
+pub fn create_file_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<()> {
     let tmp = temp_sibling(path)?;
     {
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        let written = fill(&mut f).and_then(|()| Ok(f.sync_all()?));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing {}", tmp.display())));
+        }
     }
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;

@@ -21,6 +21,7 @@ mod decode_attention;
 pub mod decode_matmul;
 pub mod fetch;
 pub mod generate;
+pub mod gguf;
 pub mod lora;
 pub mod model;
 #[cfg(any(test, feature = "test-util"))]
@@ -46,6 +47,7 @@ pub use generate::{
     generate, generate_steered, generate_with_options, generate_with_stats, row_seeds,
     FinishReason, GenerateOptions, GenerateStats, Generation, Phase, SamplingParams, Steer,
 };
+pub use gguf::{write_gguf, GgufType};
 pub use lora::{LoraConfig, LoraTargets};
 pub use model::{ForwardCtx, KvCache, Model, Padding};
 pub use tokenizer::Tokenizer;

@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use azr_model::{
-    generate, load, resolve_model, row_seeds, FinishReason, LoadedModel, SamplingParams,
+    generate, load, resolve_model, row_seeds, write_gguf, FinishReason, GgufType, LoadedModel,
+    SamplingParams,
 };
 use candle_core::{DType, Device, IndexOp, Tensor};
 
@@ -248,4 +249,69 @@ fn q8_inference_copies_follow_f32() {
     // Measured here: mean 0.096 nats over 16 tokens, mostly from quantizing the activations
     // (candle's Q8_0 matmul quantizes its input too) before the LM head, whose logits reach ~34.
     assert!(mean < 0.25, "{diffs:?}");
+}
+
+/// A GGUF written from the model (what `llama-server` is sent after each update) is the model:
+/// written f32, it reads back to the same weights bit for bit (the Llama q/k permutation undone
+/// on reading is redone on writing), the same config and the same tokenizer; written f16 or
+/// Q8_0, its logits stay close and the file shrinks.
+#[test]
+fn written_gguf_round_trips() {
+    let lm = model();
+    let template = match &lm.source {
+        azr_model::ModelSource::Gguf(p) => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = chat_prompt("Write a Python function that reverses a list.");
+    let last_logits = |m: &azr_model::Model| -> Vec<f32> {
+        let (logits, _) = m.forward_padded(std::slice::from_ref(&prompt), 0).unwrap();
+        logits.i((0, prompt.len() - 1)).unwrap().to_vec1().unwrap()
+    };
+    let ours = last_logits(&lm.model);
+    let mut sizes = Vec::new();
+    for ty in [GgufType::F32, GgufType::F16, GgufType::Q8_0] {
+        let path = dir.path().join(format!("{ty:?}.gguf"));
+        write_gguf(&lm.model, &template, &path, ty).unwrap();
+        sizes.push(std::fs::metadata(&path).unwrap().len());
+        let back = load(&path).unwrap();
+        assert_eq!(back.config(), lm.config());
+        let text = "def f(x):\n    return x * 12345 + 7 </answer>";
+        assert_eq!(
+            back.tokenizer.encode(text, false).unwrap(),
+            lm.tokenizer.encode(text, false).unwrap()
+        );
+        let diff = ours
+            .iter()
+            .zip(last_logits(&back.model))
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "{ty:?}: {} bytes, max |logit diff| {diff}",
+            sizes.last().unwrap()
+        );
+        if ty == GgufType::F32 {
+            for ((name, a), (_, b)) in lm
+                .model
+                .named_weights()
+                .iter()
+                .zip(back.model.named_weights())
+            {
+                let d = (a - &b).unwrap().abs().unwrap().max_all().unwrap();
+                assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name}");
+            }
+            assert_eq!(diff, 0.0);
+        } else {
+            // Measured: 0.02 (f16) and 0.72 (Q8_0) of logits that reach 34.
+            let scale = ours.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let tolerance = if ty == GgufType::F16 { 0.005 } else { 0.05 };
+            assert!(
+                diff <= tolerance * scale,
+                "{ty:?}: logits moved by {diff} (scale {scale})"
+            );
+        }
+    }
+    assert!(
+        sizes[1] < sizes[0] * 6 / 10 && sizes[2] < sizes[1] * 6 / 10,
+        "{sizes:?}"
+    );
 }

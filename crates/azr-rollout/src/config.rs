@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use azr_model::GgufType;
 use serde::{Deserialize, Serialize};
 
 /// Which engine samples the rollouts.
@@ -15,6 +16,21 @@ pub enum Engine {
     Sglang,
     /// A vLLM server (`vllm serve`), over its OpenAI routes; LoRA weights only.
     Vllm,
+    /// llama.cpp's `llama-server` in router mode (`--models-dir` = `rollout.dir`); full weights
+    /// only, written as GGUF.
+    LlamaServer,
+}
+
+impl Engine {
+    /// The name the config takes (`rollout.engine`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Local => "local",
+            Engine::Sglang => "sglang",
+            Engine::Vllm => "vllm",
+            Engine::LlamaServer => "llama-server",
+        }
+    }
 }
 
 /// How the trainer's weights reach a remote engine after each update.
@@ -47,6 +63,9 @@ pub struct RolloutConfig {
     /// Seconds one request may take before the run stops with an error.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
+    /// llama-server only: the type of the pushed GGUF's matrices, "f32", "f16" or "q8_0".
+    #[serde(default)]
+    pub gguf: GgufType,
 }
 
 fn default_timeout_s() -> u64 {
@@ -61,6 +80,7 @@ impl Default for RolloutConfig {
             weights: WeightsMode::Full,
             dir: PathBuf::new(),
             timeout_s: default_timeout_s(),
+            gguf: GgufType::default(),
         }
     }
 }
@@ -87,6 +107,19 @@ impl RolloutConfig {
                  HTTP; train LoRA adapters (optim.lora.rank > 0), or use engine = \"sglang\""
             );
         }
+        if self.engine == Engine::LlamaServer && self.weights == WeightsMode::Lora {
+            anyhow::bail!(
+                "rollout.engine = \"llama-server\" takes weights = \"full\" only: llama-server \
+                 loads LoRA adapters only at start-up (--lora), it cannot load new ones over HTTP; \
+                 the merged weights are sent instead"
+            );
+        }
+        if self.engine == Engine::LlamaServer && self.dir.as_os_str().is_empty() {
+            anyhow::bail!(
+                "rollout.engine = \"llama-server\" needs rollout.dir: the directory the server \
+                 was started with as --models-dir, where each update's GGUF is written"
+            );
+        }
         if self.weights == WeightsMode::Lora && !lora {
             anyhow::bail!(
                 "rollout.weights = \"lora\" needs LoRA training (optim.lora.rank > 0); \
@@ -94,5 +127,58 @@ impl RolloutConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(engine: Engine, weights: WeightsMode, dir: &str) -> RolloutConfig {
+        RolloutConfig {
+            engine,
+            url: "http://127.0.0.1:8080".into(),
+            weights,
+            dir: dir.into(),
+            ..RolloutConfig::default()
+        }
+    }
+
+    #[test]
+    fn each_engine_takes_the_weights_it_can_load() {
+        let refused = |c: RolloutConfig, lora: bool, why: &str| {
+            let err = c.check(lora).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        };
+        refused(cfg(Engine::Vllm, WeightsMode::Full, ""), true, "LoRA");
+        refused(
+            cfg(Engine::LlamaServer, WeightsMode::Lora, "/w"),
+            true,
+            "start-up",
+        );
+        refused(
+            cfg(Engine::LlamaServer, WeightsMode::Full, ""),
+            false,
+            "--models-dir",
+        );
+        refused(
+            cfg(Engine::Sglang, WeightsMode::Lora, ""),
+            false,
+            "optim.lora.rank",
+        );
+        let bad_url = RolloutConfig {
+            url: "gpu-node:30000".into(),
+            ..cfg(Engine::Sglang, WeightsMode::Full, "")
+        };
+        refused(bad_url, false, "http://");
+        for (c, lora) in [
+            (cfg(Engine::Sglang, WeightsMode::Full, ""), false),
+            (cfg(Engine::Sglang, WeightsMode::Lora, ""), true),
+            (cfg(Engine::Vllm, WeightsMode::Lora, ""), true),
+            (cfg(Engine::LlamaServer, WeightsMode::Full, "/w"), true),
+            (RolloutConfig::default(), false),
+        ] {
+            c.check(lora).unwrap();
+        }
     }
 }

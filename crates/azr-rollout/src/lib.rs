@@ -1,5 +1,5 @@
-//! Where rollouts come from besides the local candle engine: an SGLang server ([`sglang`]),
-//! chosen by the run's `[rollout]` section ([`RolloutConfig`]). The trainer stays local: it
+//! Where rollouts come from besides the local candle engine: an SGLang, vLLM or llama.cpp
+//! server ([`remote`]), chosen by the run's `[rollout]` section ([`RolloutConfig`]). The trainer stays local: it
 //! recomputes every log-prob it trains on, and pushes its new weights to the engine after each
 //! update.
 //!

@@ -6,6 +6,10 @@
 //!   parameters and seed are per request), sent together; `return_token_ids` for the ids. New
 //!   weights only as LoRA adapters (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`): stock
 //!   vLLM loads full weights only from a torch process.
+//! - llama.cpp's `llama-server` in router mode: `POST /completion`, one request per row (token
+//!   ids in, `tokens` and `completion_probabilities` out). New weights as a GGUF file written
+//!   into the server's `--models-dir` (`azr-<version>.gguf`), then `GET /models?reload=1`,
+//!   `POST /models/load` and, once loaded, `POST /models/unload` of the previous version.
 //!
 //! Scaffolded decoding works as on the local engine, one request per phase: a row that stops
 //! (a stop string, its budget, the end of its turn) is asked [`Scaffold::on_stop`] how it goes
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use azr_core::scaffold::{Ended, Scaffold};
 use azr_core::{GenRequest, Policy, PolicyError, Response};
-use azr_model::{row_seeds, SamplingParams, Tokenizer, Trainer};
+use azr_model::{row_seeds, GgufType, SamplingParams, Tokenizer, Trainer};
 use serde_json::{json, Value};
 
 use crate::config::{Engine, RolloutConfig, WeightsMode};
@@ -30,8 +34,8 @@ use crate::{finish_response, RowTokens};
 /// appended or the row done, so a row needs a handful; this bounds a misbehaving engine.
 const MAX_ROUNDS: usize = 64;
 
-/// Rows of a vLLM round in flight at once (one request each).
-const VLLM_CONCURRENCY: usize = 64;
+/// Rows of a vLLM or llama-server round in flight at once (one request each).
+const ROW_CONCURRENCY: usize = 64;
 
 /// A connection to a serving engine and the weights it serves.
 pub struct Remote {
@@ -43,12 +47,24 @@ pub struct Remote {
     dir: PathBuf,
     /// The version the engine serves since this run's last push.
     version: Option<u64>,
+    /// llama-server: the base model's GGUF, whose metadata every pushed GGUF copies, and the
+    /// type of the pushed matrices.
+    template: Option<PathBuf>,
+    gguf: GgufType,
+    timeout: Duration,
 }
 
 impl Remote {
     /// Checks that the server answers (`GET /health`); `run_dir` holds the weights when
-    /// `rollout.dir` is empty.
-    pub fn connect(cfg: &RolloutConfig, run_dir: &Path) -> Result<Self> {
+    /// `rollout.dir` is empty. `base_gguf` is the run's model as a GGUF file, which llama-server
+    /// needs (the other engines take Hugging Face files).
+    pub fn connect(cfg: &RolloutConfig, run_dir: &Path, base_gguf: Option<&Path>) -> Result<Self> {
+        if cfg.engine == Engine::LlamaServer && base_gguf.is_none() {
+            bail!(
+                "rollout.engine = \"llama-server\" needs a GGUF model (model.name): its metadata \
+                 and tokenizer are copied into the GGUF sent after each update"
+            );
+        }
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .timeout(Duration::from_secs(cfg.timeout_s))
@@ -67,6 +83,9 @@ impl Remote {
             weights: cfg.weights,
             dir,
             version: None,
+            template: base_gguf.map(Path::to_path_buf),
+            gguf: cfg.gguf,
+            timeout: Duration::from_secs(cfg.timeout_s),
         };
         engine
             .agent
@@ -79,6 +98,19 @@ impl Remote {
     /// The weights version the engine serves (the last push), if any.
     pub fn version(&self) -> Option<u64> {
         self.version
+    }
+
+    fn get(&self, route: &str) -> Result<Value> {
+        let reply = self
+            .agent
+            .get(&format!("{}{route}", self.url))
+            .call()
+            .map_err(|e| http_error(&self.url, route, e))?;
+        let text = reply
+            .into_string()
+            .with_context(|| format!("reading the answer of {}{route}", self.url))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}{route} did not answer JSON: {}", self.url, cut(&text)))
     }
 
     fn post(&self, route: &str, body: &Value) -> Result<Value> {
@@ -117,6 +149,7 @@ impl Remote {
             WeightsMode::Full if self.engine == Engine::Vllm => {
                 bail!("vLLM takes LoRA adapters only (rollout.weights = \"lora\")")
             }
+            _ if self.engine == Engine::LlamaServer => self.push_gguf(trainer, version)?,
             WeightsMode::Full => {
                 let path = self.dir.join(format!("step-{version:06}"));
                 if !path.exists() {
@@ -140,7 +173,7 @@ impl Remote {
                 }
                 let (load, unload) = match self.engine {
                     Engine::Vllm => ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"),
-                    Engine::Sglang | Engine::Local => {
+                    Engine::Sglang | Engine::Local | Engine::LlamaServer => {
                         ("/load_lora_adapter", "/unload_lora_adapter")
                     }
                 };
@@ -161,6 +194,71 @@ impl Remote {
         Ok(())
     }
 
+    /// llama-server's push: the weights as `azr-<version>.gguf` in its `--models-dir`, the
+    /// model list reloaded, the new model loaded (waiting until it is), the previous one
+    /// unloaded.
+    fn push_gguf(&self, trainer: &Trainer, version: u64) -> Result<()> {
+        let template = self
+            .template
+            .as_deref()
+            .context("llama-server needs a GGUF template")?;
+        let name = lora_name(version);
+        let path = self.dir.join(format!("{name}.gguf"));
+        if !path.exists() {
+            azr_model::write_gguf(trainer.model(), template, &path, self.gguf)?;
+        }
+        let status = |models: &Value| -> Option<(String, bool)> {
+            let m = models["data"]
+                .as_array()?
+                .iter()
+                .find(|m| m["id"] == name.as_str())?;
+            let st = &m["status"];
+            Some((
+                st["value"].as_str().unwrap_or("").to_string(),
+                st["failed"].as_bool().unwrap_or(false),
+            ))
+        };
+        let models = self.get("/models?reload=1")?;
+        match status(&models) {
+            None => bail!(
+                "llama-server does not list {name} after reloading its models: was it started \
+                 with --models-dir {}?",
+                self.dir.display()
+            ),
+            Some((s, _)) if s == "loaded" => {}
+            Some(_) => {
+                self.post("/models/load", &json!({"model": name}))?;
+            }
+        }
+        let started = Instant::now();
+        loop {
+            match status(&self.get("/models")?) {
+                Some((s, _)) if s == "loaded" => break,
+                Some((_, true)) => bail!(
+                    "llama-server failed to load {} (see its log)",
+                    path.display()
+                ),
+                None => bail!("llama-server dropped {name} from its models while loading it"),
+                Some(_) if started.elapsed() > self.timeout => bail!(
+                    "llama-server did not load {name} within rollout.timeout_s ({} s)",
+                    self.timeout.as_secs()
+                ),
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        // Every other azr model goes, this run's previous version and a former run's alike:
+        // the server's memory holds one policy.
+        let models = self.get("/models")?;
+        for m in models["data"].as_array().into_iter().flatten() {
+            let id = m["id"].as_str().unwrap_or("");
+            let running = !matches!(m["status"]["value"].as_str(), Some("unloaded") | None);
+            if id != name && id.starts_with("azr-") && running {
+                self.post("/models/unload", &json!({"model": id}))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes pushed versions older than the one before `version` (an engine may still be
     /// reading that one).
     fn prune(&self, version: u64) -> Result<()> {
@@ -169,11 +267,18 @@ impl Remote {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let old = name
                 .as_deref()
-                .and_then(|n| n.strip_prefix("step-").or(n.strip_prefix("adapter-")))
+                .and_then(|n| {
+                    n.strip_prefix("step-")
+                        .or(n.strip_prefix("adapter-"))
+                        .or(n.strip_prefix("azr-").and_then(|n| n.strip_suffix(".gguf")))
+                })
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|v| v + 1 < version);
-            if old {
+            if old && path.is_dir() {
                 std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            } else if old {
+                std::fs::remove_file(&path)
                     .with_context(|| format!("removing {}", path.display()))?;
             }
         }
@@ -233,7 +338,7 @@ fn http_error(base: &str, route: &str, e: ureq::Error) -> anyhow::Error {
     }
 }
 
-/// azr-core's [`Policy`] on an SGLang server.
+/// azr-core's [`Policy`] on a serving engine.
 pub struct RemotePolicy<'a> {
     engine: &'a Remote,
     tokenizer: &'a Tokenizer,
@@ -288,6 +393,50 @@ fn read_vllm_answer(reply: &Value) -> Result<Answer> {
     Ok((ids, logprobs, ended))
 }
 
+/// A `/completion` answer: every sampled token in `tokens` (a matched stop string's
+/// tokens included), their log-probs in `completion_probabilities`, and `stop_type`.
+fn read_llama_answer(reply: &Value, pushed: Option<&str>) -> Result<Answer> {
+    if let (Some(served), Some(pushed)) = (reply["model"].as_str(), pushed) {
+        if served != pushed {
+            bail!("llama-server sampled with {served:?}, not the pushed {pushed:?}");
+        }
+    }
+    let ids: Vec<u32> = serde_json::from_value(reply["tokens"].clone()).with_context(|| {
+        format!(
+            "a /completion answer has no tokens (return_tokens): {}",
+            cut(&reply.to_string())
+        )
+    })?;
+    // llama.cpp lists a log-prob for each token but those that end inside a UTF-8 character
+    // and a matched stop string's (the whole field is absent when none is left): the list
+    // is a subsequence of the tokens, matched by id; the missing are NaN, which the
+    // mismatch metric skips.
+    let probs: &[Value] = reply["completion_probabilities"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut probs = probs.iter().peekable();
+    let logprobs: Vec<f32> = ids
+        .iter()
+        .map(
+            |&id| match probs.next_if(|p| p["id"].as_u64() == Some(u64::from(id))) {
+                Some(p) => p["logprob"].as_f64().unwrap_or(f64::NAN) as f32,
+                None => f32::NAN,
+            },
+        )
+        .collect();
+    if probs.next().is_some() {
+        bail!("/completion gave log-probs for tokens it did not return");
+    }
+    let ended = match reply["stop_type"].as_str() {
+        Some("eos") => Ended::EndOfTurn,
+        Some("limit") => Ended::Budget,
+        Some("word") => Ended::Stop(reply["stopping_word"].as_str().unwrap_or("").to_string()),
+        other => bail!("/completion finished a row with stop_type {other:?}"),
+    };
+    Ok((ids, logprobs, ended))
+}
+
 /// One row between requests.
 struct Row {
     prompt: Vec<u32>,
@@ -321,7 +470,20 @@ impl RemotePolicy<'_> {
     fn round(&self, rows: &mut [Row], round: usize) -> Result<()> {
         let live: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].done).collect();
         let answers = match self.engine.engine {
-            Engine::Vllm => self.vllm_round(rows, &live, round)?,
+            Engine::Vllm => self.row_round(
+                rows,
+                &live,
+                "/v1/completions",
+                |row| self.vllm_body(row, round),
+                read_vllm_answer,
+            )?,
+            Engine::LlamaServer => self.row_round(
+                rows,
+                &live,
+                "/completion",
+                |row| self.llama_body(row, round),
+                |reply| read_llama_answer(reply, self.engine.version.map(lora_name).as_deref()),
+            )?,
             Engine::Sglang | Engine::Local => self.sglang_round(rows, &live, round)?,
         };
         for (&i, (ids, logprobs, ended)) in live.iter().zip(answers) {
@@ -366,16 +528,24 @@ impl RemotePolicy<'_> {
         answers.iter().map(|a| self.read_answer(a)).collect()
     }
 
-    /// One `/v1/completions` request per live row, `VLLM_CONCURRENCY` at a time.
-    fn vllm_round(&self, rows: &[Row], live: &[usize], round: usize) -> Result<Vec<Answer>> {
+    /// One request to `route` per live row, `ROW_CONCURRENCY` at a time (vLLM and llama-server
+    /// take one seed per request).
+    fn row_round(
+        &self,
+        rows: &[Row],
+        live: &[usize],
+        route: &str,
+        body: impl Fn(&Row) -> Value,
+        read: impl Fn(&Value) -> Result<Answer>,
+    ) -> Result<Vec<Answer>> {
         let mut answers = Vec::with_capacity(live.len());
-        for chunk in live.chunks(VLLM_CONCURRENCY) {
+        for chunk in live.chunks(ROW_CONCURRENCY) {
             let replies: Vec<Result<Value>> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
                     .map(|&i| {
-                        let body = self.vllm_body(&rows[i], round);
-                        s.spawn(move || self.engine.post("/v1/completions", &body))
+                        let body = body(&rows[i]);
+                        s.spawn(move || self.engine.post(route, &body))
                     })
                     .collect();
                 handles
@@ -387,7 +557,7 @@ impl RemotePolicy<'_> {
                     .collect()
             });
             for reply in replies {
-                answers.push(read_vllm_answer(&reply?)?);
+                answers.push(read(&reply?)?);
             }
         }
         Ok(answers)
@@ -416,6 +586,33 @@ impl RemotePolicy<'_> {
             "return_token_ids": true,
             "include_stop_str_in_output": true,
             "skip_special_tokens": false,
+        })
+    }
+
+    /// A `/completion` request in llama.cpp's own terms. Its default samplers are not neutral
+    /// (top-k 40, min-p 0.05, a repetition penalty): the chain is named, with only the ones our
+    /// parameters describe. `n_probs: 1` returns each sampled token's log-prob, from the plain
+    /// softmax of the logits (before temperature and truncation), as the trainer computes it.
+    fn llama_body(&self, row: &Row, round: usize) -> Value {
+        let p = self.sampling_params(row, round);
+        let prompt = [row.prompt.as_slice(), row.out.ids.as_slice()].concat();
+        // A 32-bit seed; 0xFFFFFFFF means "random" to llama.cpp.
+        let seed = p["sampling_seed"].as_u64().unwrap_or(0) % u64::from(u32::MAX);
+        json!({
+            "model": self.engine.version.map(lora_name).unwrap_or_default(),
+            "prompt": prompt,
+            "n_predict": p["max_new_tokens"],
+            "seed": seed,
+            "temperature": p["temperature"],
+            "top_k": self.params.top_k,
+            "top_p": p["top_p"],
+            "min_p": 0.0,
+            "samplers": ["top_k", "top_p", "temperature"],
+            "stop": p["stop"],
+            "n_probs": 1,
+            "post_sampling_probs": false,
+            "return_tokens": true,
+            "cache_prompt": true,
         })
     }
 
@@ -566,5 +763,33 @@ impl Policy for RemotePolicy<'_> {
         }
         self.secs += started.elapsed().as_secs_f64();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape llama-server answers in when a token ends inside a UTF-8 character (11: no
+    /// log-prob) and a stop string matched (13: its log-prob dropped).
+    #[test]
+    fn llama_log_probs_are_matched_to_tokens_by_id() {
+        let reply = json!({
+            "model": "azr-3", "tokens": [10, 11, 12, 13], "stop_type": "word",
+            "stopping_word": "</answer>",
+            "completion_probabilities": [{"id": 10, "logprob": -0.5}, {"id": 12, "logprob": -1.5}],
+        });
+        let (ids, lps, ended) = read_llama_answer(&reply, Some("azr-3")).unwrap();
+        assert_eq!(ids, [10, 11, 12, 13]);
+        assert_eq!(lps[0], -0.5);
+        assert!(lps[1].is_nan());
+        assert_eq!(lps[2], -1.5);
+        assert!(lps[3].is_nan());
+        assert_eq!(ended, Ended::Stop("</answer>".into()));
+        let err = read_llama_answer(&reply, Some("azr-4")).unwrap_err();
+        assert!(err.to_string().contains("not the pushed"), "{err}");
+        let stray = json!({"tokens": [10], "stop_type": "eos",
+            "completion_probabilities": [{"id": 11, "logprob": -0.5}]});
+        assert!(read_llama_answer(&stray, None).is_err());
     }
 }

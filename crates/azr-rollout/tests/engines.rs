@@ -141,7 +141,7 @@ fn a_scaffolded_rollout_is_one_request_per_phase() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
+    let engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path(), None).unwrap();
     let enc = |text: &str| tk.encode(text, false).unwrap();
     // Row 0 thinks past its budget; the environment closes the think block and opens the
     // answer; the model fills the fence and stops at its close. Row 1 ends its turn at once.
@@ -241,7 +241,7 @@ fn full_weights_are_pushed_from_disk_and_stale_rollouts_refused() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path()).unwrap();
+    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Full), run.path(), None).unwrap();
     let trainer = Trainer::new(t.loaded.model.clone(), TrainConfig::default()).unwrap();
     for version in [3, 4, 5] {
         engine.push(&trainer, tk, version).unwrap();
@@ -291,7 +291,7 @@ fn lora_adapters_are_loaded_by_name_and_rollouts_ask_for_them() {
     let tk = &t.loaded.tokenizer;
     let s = stub();
     let run = tempfile::tempdir().unwrap();
-    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Lora), run.path()).unwrap();
+    let mut engine = Remote::connect(&config(&s.url, WeightsMode::Lora), run.path(), None).unwrap();
     let trainer = lora_trainer(&t);
     engine.push(&trainer, tk, 0).unwrap();
     engine.push(&trainer, tk, 1).unwrap();
@@ -338,7 +338,7 @@ fn an_engine_that_is_not_there_is_a_clear_error() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let run = tempfile::tempdir().unwrap();
-    let err = match Remote::connect(&config(&url, WeightsMode::Full), run.path()) {
+    let err = match Remote::connect(&config(&url, WeightsMode::Full), run.path(), None) {
         Ok(_) => panic!("connected to nothing"),
         Err(e) => e.to_string(),
     };
@@ -408,7 +408,7 @@ fn vllm_rows_are_one_completion_each_and_select_the_pushed_adapter() {
         .contains("lora"),
         "vLLM takes no full weights"
     );
-    let mut engine = Remote::connect(&cfg, run.path()).unwrap();
+    let mut engine = Remote::connect(&cfg, run.path(), None).unwrap();
     let trainer = lora_trainer(&t);
     engine.push(&trainer, tk, 0).unwrap();
     engine.push(&trainer, tk, 1).unwrap();

@@ -30,7 +30,8 @@ pub struct RunConfig {
     /// The format warm-up before self-play (off unless `enabled`).
     #[serde(default)]
     pub warmup: azr_core::WarmupConfig,
-    /// Where rollouts are generated: this process (default) or an SGLang server.
+    /// Where rollouts are generated: this process (default), or an SGLang, vLLM or llama.cpp
+    /// server.
     #[serde(default)]
     pub rollout: azr_rollout::RolloutConfig,
     /// Run the executor's jobs on a SandboxFusion service (`url` empty: the local sandbox).

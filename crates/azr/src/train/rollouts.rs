@@ -1,5 +1,6 @@
 //! Where a run's rollouts come from (`[rollout]`): the local engine on the trainer's own
-//! weights, or an SGLang or vLLM server that is sent the trainer's weights after every update. Either
+//! weights, or an SGLang, vLLM or llama-server that is sent the trainer's weights after every
+//! update. Either
 //! way the step driver sees one [`Policy`], and the update trains on rows it builds here.
 
 use anyhow::{bail, Result};
@@ -42,11 +43,26 @@ impl Policy for Rollouts<'_> {
 pub fn connect(cfg: &RunConfig, run_dir: &std::path::Path) -> Result<Option<Remote>> {
     match cfg.rollout.engine {
         Engine::Local => Ok(None),
-        Engine::Sglang | Engine::Vllm => {
-            let engine = Remote::connect(&cfg.rollout, run_dir)?;
+        Engine::Sglang | Engine::Vllm | Engine::LlamaServer => {
+            // llama-server is sent GGUF files shaped like the base model's.
+            let base_gguf = if cfg.rollout.engine == Engine::LlamaServer {
+                let path = azr_model::resolve_model(&cfg.model.name, &mut |m| eprintln!("{m}"))?;
+                if !path.is_file() {
+                    bail!(
+                        "rollout.engine = \"llama-server\" needs model.name to be a GGUF file or \
+                         a known model (got the directory {}): the pushed GGUFs copy its \
+                         metadata and tokenizer",
+                        path.display()
+                    );
+                }
+                Some(path)
+            } else {
+                None
+            };
+            let engine = Remote::connect(&cfg.rollout, run_dir, base_gguf.as_deref())?;
             tracing::info!(
-                "rollouts on the {:?} server at {}",
-                cfg.rollout.engine,
+                "rollouts on the {} server at {}",
+                cfg.rollout.engine.name(),
                 cfg.rollout.url
             );
             Ok(Some(engine))
@@ -154,7 +170,8 @@ pub fn mismatch(out: &StepOutput, trainer: &Trainer) -> Result<Mismatch> {
     let (mut sum, mut max, mut n) = (0f64, 0f64, 0usize);
     for (s, ours) in out.samples.iter().zip(&ours) {
         for (j, (&theirs, &mine)) in s.logprobs.iter().zip(ours).enumerate() {
-            if s.sampled.get(j).copied().unwrap_or(true) {
+            // A missing engine log-prob is NaN (llama-server lists none for some tokens).
+            if s.sampled.get(j).copied().unwrap_or(true) && theirs.is_finite() {
                 let d = (theirs as f64 - mine as f64).abs();
                 sum += d;
                 max = max.max(d);
