@@ -303,6 +303,7 @@ impl Remote {
             calls: 0,
             secs: 0.0,
             tokens: 0,
+            progress: None,
         }
     }
 }
@@ -349,6 +350,8 @@ pub struct RemotePolicy<'a> {
     /// Time spent waiting for the engine, and tokens it sampled, since creation.
     pub secs: f64,
     pub tokens: usize,
+    /// Told (rows finished, rows) as a call's rows finish, for a progress bar.
+    pub progress: Option<Box<dyn Fn(usize, usize) + 'a>>,
 }
 
 /// A round's answer for one row: its new token ids, their log-probs, and why it stopped.
@@ -545,7 +548,8 @@ impl RemotePolicy<'_> {
                     .iter()
                     .map(|&i| {
                         let body = body(&rows[i]);
-                        s.spawn(move || self.engine.post(route, &body))
+                        let engine = self.engine;
+                        s.spawn(move || engine.post(route, &body))
                     })
                     .collect();
                 handles
@@ -749,11 +753,18 @@ impl Policy for RemotePolicy<'_> {
                 done: self.params.max_new_tokens == 0,
             });
         }
+        let report = |rows: &[Row]| {
+            if let Some(progress) = &self.progress {
+                progress(rows.iter().filter(|r| r.done).count(), rows.len());
+            }
+        };
+        report(&rows);
         for round in 0..MAX_ROUNDS {
             if rows.iter().all(|r| r.done) {
                 break;
             }
             self.round(&mut rows, round)?;
+            report(&rows);
         }
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {

@@ -370,6 +370,33 @@ mod tests {
         }
     }
 
+    /// `--set` changes only keys a preset names, so every preset names every key.
+    #[test]
+    fn every_key_can_be_set_in_every_preset() {
+        fn keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (k, v) in t {
+                match v {
+                    toml::Value::Table(sub) => keys(sub, &format!("{prefix}{k}."), out),
+                    _ => out.push(format!("{prefix}{k}")),
+                }
+            }
+        }
+        for (name, text) in PRESETS {
+            let mut all = Vec::new();
+            let cfg = resolve(name, None, &[]).unwrap();
+            keys(
+                &toml::from_str(&to_toml(&cfg).unwrap()).unwrap(),
+                "",
+                &mut all,
+            );
+            let preset: toml::Table = toml::from_str(text).unwrap();
+            let mut named = Vec::new();
+            keys(&preset, "", &mut named);
+            let missing: Vec<&String> = all.iter().filter(|k| !named.contains(k)).collect();
+            assert!(missing.is_empty(), "{name} does not name {missing:?}");
+        }
+    }
+
     #[test]
     fn overrides_apply_and_typos_are_errors() {
         let cfg = resolve(

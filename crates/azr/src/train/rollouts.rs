@@ -99,7 +99,13 @@ pub fn policy<'a>(
             // The template's group is replaced by each request's.
             let template: Scaffold = scaffold.scaffold(Group::SOLVE_DEDUCTION);
             let seed = call_seed(cfg.run.seed, step, 0);
-            Rollouts::Remote(e.policy(tokenizer, params.clone(), template, seed))
+            let mut policy = e.policy(tokenizer, params.clone(), template, seed);
+            let bar = bar.clone();
+            policy.progress = Some(Box::new(move |done, rows| {
+                bar.set_length(rows as u64);
+                bar.set_position(done as u64);
+            }));
+            Rollouts::Remote(policy)
         }
         None => Rollouts::Local(ModelPolicy {
             model: trainer.model(),
