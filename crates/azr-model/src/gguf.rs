@@ -26,9 +26,12 @@ use crate::weights::gguf_to_hf_name;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GgufType {
-    F32,
-    /// Half the size of f32, and log-probs within ~1e-3 of it.
+    /// The trainer's weights exactly (the default: an engine samples from the policy the
+    /// trainer holds, however small the last update).
     #[default]
+    F32,
+    /// Half the size of f32. An update smaller than f16 resolves (one step at lr 1e-6) does
+    /// not reach the engine: it samples from the rounding of the trainer's weights.
     F16,
     /// 8-bit blocks of 32 with an f16 scale: a quarter of f32. Matrices whose rows are not a
     /// multiple of 32 are written f16.

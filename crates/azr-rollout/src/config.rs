@@ -63,7 +63,8 @@ pub struct RolloutConfig {
     /// Seconds one request may take before the run stops with an error.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
-    /// llama-server only: the type of the pushed GGUF's matrices, "f32", "f16" or "q8_0".
+    /// llama-server only: the type of the pushed GGUF's matrices, "f32" (exact, the default),
+    /// "f16" or "q8_0".
     #[serde(default)]
     pub gguf: GgufType,
 }

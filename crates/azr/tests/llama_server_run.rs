@@ -223,9 +223,9 @@ fn self_play_with_rollouts_on_llama_server() {
             m["tokens"],
         );
         assert!(m["tokens"].as_u64().unwrap() > 0, "{m}");
-        // f16 weights and llama.cpp's kernels against the trainer's f32: close. The weights
-        // before the update (lr 1e-3) would be far off at step 2.
-        assert!(m["mean_abs"].as_f64().unwrap() < 0.05, "{m}");
+        // The trainer's weights (f32 GGUF), llama.cpp's kernels against ours: measured 0.002.
+        // The weights before the update (lr 1e-3) would be far off at step 2.
+        assert!(m["mean_abs"].as_f64().unwrap() < 0.01, "{m}");
     }
 
     // Pushed before seeding (azr-0) and after step 1's update (azr-1), which the server serves
