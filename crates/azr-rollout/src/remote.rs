@@ -177,10 +177,10 @@ impl Remote {
                         ("/load_lora_adapter", "/unload_lora_adapter")
                     }
                 };
-                let body = json!({"lora_name": lora_name(version), "lora_path": path.display().to_string()});
+                let body = json!({"lora_name": version_name(version), "lora_path": path.display().to_string()});
                 self.command(load, &body)?;
                 if let Some(old) = self.version.filter(|&v| v != version) {
-                    self.command(unload, &json!({"lora_name": lora_name(old)}))?;
+                    self.command(unload, &json!({"lora_name": version_name(old)}))?;
                 }
             }
         }
@@ -202,7 +202,7 @@ impl Remote {
             .template
             .as_deref()
             .context("llama-server needs a GGUF template")?;
-        let name = lora_name(version);
+        let name = version_name(version);
         let path = self.dir.join(format!("{name}.gguf"));
         if !path.exists() {
             azr_model::write_gguf(trainer.model(), template, &path, self.gguf)?;
@@ -225,7 +225,8 @@ impl Remote {
                  with --models-dir {}?",
                 self.dir.display()
             ),
-            Some((s, _)) if s == "loaded" => {}
+            // Loaded already (a resumed run), or being loaded (a request asked for it).
+            Some((s, _)) if s != "unloaded" => {}
             Some(_) => {
                 self.post("/models/load", &json!({"model": name}))?;
             }
@@ -308,7 +309,8 @@ impl Remote {
     }
 }
 
-fn lora_name(version: u64) -> String {
+/// The name a pushed version is served under: a LoRA adapter's, or a llama-server model's.
+fn version_name(version: u64) -> String {
     format!("azr-{version}")
 }
 
@@ -485,7 +487,7 @@ impl RemotePolicy<'_> {
                 &live,
                 "/completion",
                 |row| self.llama_body(row, round),
-                |reply| read_llama_answer(reply, self.engine.version.map(lora_name).as_deref()),
+                |reply| read_llama_answer(reply, self.engine.version.map(version_name).as_deref()),
             )?,
             Engine::Sglang | Engine::Local => self.sglang_round(rows, &live, round)?,
         };
@@ -512,7 +514,7 @@ impl RemotePolicy<'_> {
             "logprob_start_len": -1,
         });
         if let (WeightsMode::Lora, Some(v)) = (self.engine.weights, self.engine.version) {
-            body["lora_path"] = json!(vec![lora_name(v); live.len()]);
+            body["lora_path"] = json!(vec![version_name(v); live.len()]);
         }
         let reply = self.engine.post("/generate", &body)?;
         let answers = reply.as_array().with_context(|| {
@@ -570,7 +572,7 @@ impl RemotePolicy<'_> {
     fn vllm_body(&self, row: &Row, round: usize) -> Value {
         let p = self.sampling_params(row, round);
         let model = match self.engine.version {
-            Some(v) => lora_name(v),
+            Some(v) => version_name(v),
             None => String::new(),
         };
         let prompt = [row.prompt.as_slice(), row.out.ids.as_slice()].concat();
@@ -603,7 +605,7 @@ impl RemotePolicy<'_> {
         // A 32-bit seed; 0xFFFFFFFF means "random" to llama.cpp.
         let seed = p["sampling_seed"].as_u64().unwrap_or(0) % u64::from(u32::MAX);
         json!({
-            "model": self.engine.version.map(lora_name).unwrap_or_default(),
+            "model": self.engine.version.map(version_name).unwrap_or_default(),
             "prompt": prompt,
             "n_predict": p["max_new_tokens"],
             "seed": seed,
