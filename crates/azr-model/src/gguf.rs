@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Arch;
 use crate::model::Model;
-use crate::weights::gguf_to_hf_name;
+use crate::weights::{gguf_to_hf_name, permute_qk_rows};
 
 /// The type of a written GGUF's matrices (vectors, the norms and biases, stay f32, as llama.cpp
 /// wants them).
@@ -55,22 +55,6 @@ impl GgufType {
             GgufType::Q8_0 => 7,
         }
     }
-}
-
-/// llama.cpp's q/k row order from Hugging Face's: rows (head, 2, pair) become (head, pair, 2).
-/// The inverse of the permutation undone when a GGUF is read.
-fn permute_rows(t: &Tensor, n_head: usize) -> Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let out = dims[0];
-    if n_head == 0 || !out.is_multiple_of(2 * n_head) {
-        bail!("cannot permute a tensor of shape {dims:?} for {n_head} heads");
-    }
-    let half = out / n_head / 2;
-    let rest: usize = dims[1..].iter().product();
-    Ok(t.reshape((n_head, 2, half, rest))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)?)
 }
 
 /// Writes `model`'s weights into `out` as a GGUF file shaped like `template` (the base model's
@@ -114,9 +98,9 @@ pub fn write_gguf(model: &Model, template: &Path, out: &Path, ty: GgufType) -> R
         };
         let mut t = weight.to_device(&Device::Cpu)?;
         if cfg.arch == Arch::Llama && name.contains(".attn_q.") {
-            t = permute_rows(&t, cfg.num_heads)?;
+            t = permute_qk_rows(&t, cfg.num_heads, true)?;
         } else if cfg.arch == Arch::Llama && name.contains(".attn_k.") {
-            t = permute_rows(&t, cfg.num_kv_heads)?;
+            t = permute_qk_rows(&t, cfg.num_kv_heads, true)?;
         }
         if t.dims() != info.shape.dims() {
             bail!(

@@ -52,17 +52,23 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }
 
-/// Undoes llama.cpp's q/k row permutation: GGUF rows are ordered (head, pair, 2) where Hugging
-/// Face orders them (head, 2, pair). Works for weights `(out, in)` and biases `(out,)`.
-fn unpermute_rows(t: &Tensor, n_head: usize) -> Result<Tensor> {
+/// llama.cpp's q/k row permutation: GGUF rows are ordered (head, pair, 2) where Hugging Face
+/// orders them (head, 2, pair). `to_gguf` applies it, else it is undone. Works for weights
+/// `(out, in)` and biases `(out,)`.
+pub(crate) fn permute_qk_rows(t: &Tensor, n_head: usize, to_gguf: bool) -> Result<Tensor> {
     let dims = t.dims().to_vec();
     let out = dims[0];
     if n_head == 0 || !out.is_multiple_of(2 * n_head) {
-        bail!("cannot un-permute a tensor of shape {dims:?} for {n_head} heads");
+        bail!("cannot permute the rows of a tensor of shape {dims:?} for {n_head} heads");
     }
     let half = out / n_head / 2;
     let rest: usize = dims[1..].iter().product();
-    Ok(t.reshape((n_head, half, 2, rest))?
+    let from = if to_gguf {
+        (n_head, 2, half, rest)
+    } else {
+        (n_head, half, 2, rest)
+    };
+    Ok(t.reshape(from)?
         .transpose(1, 2)?
         .contiguous()?
         .reshape(dims)?)
@@ -92,10 +98,10 @@ pub fn load_gguf_weights(
             .to_dtype(DType::F32)?;
         if cfg.arch == Arch::Llama {
             if name.contains(".attn_q.") {
-                t = unpermute_rows(&t, cfg.num_heads)
+                t = permute_qk_rows(&t, cfg.num_heads, false)
                     .with_context(|| format!("{}: tensor {name}", path.display()))?;
             } else if name.contains(".attn_k.") {
-                t = unpermute_rows(&t, cfg.num_kv_heads)
+                t = permute_qk_rows(&t, cfg.num_kv_heads, false)
                     .with_context(|| format!("{}: tensor {name}", path.display()))?;
             }
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::{ok, tiny_args};
+use common::{metrics, run_azr, tiny_args};
 
 /// The built `llama-server`, or None with the reason printed.
 fn llama_server() -> Option<PathBuf> {
@@ -162,21 +162,6 @@ impl Drop for Server {
     }
 }
 
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn azr(args: &[String]) {
-    ok(Command::new(env!("CARGO_BIN_EXE_azr"))
-        .args(args)
-        .output()
-        .unwrap());
-}
-
 fn train_args(run: &Path, model: &Path, extra: &[String]) -> Vec<String> {
     let mut args = vec![
         "train".to_string(),
@@ -207,7 +192,7 @@ fn self_play_with_rollouts_on_llama_server() {
         format!("rollout.url={}", server.url),
         format!("rollout.dir={}", weights.display()),
     ];
-    azr(&train_args(&run, &model, &engine));
+    run_azr(&train_args(&run, &model, &engine));
 
     let lines = metrics(&run);
     assert_eq!(lines.len(), 2);
@@ -246,7 +231,7 @@ fn self_play_with_rollouts_on_llama_server() {
 
     // A resumed run sends its weights again (azr-2, after step 2's update), unloads the
     // others, and keeps the last two files.
-    azr(&[
+    run_azr(&[
         "train".to_string(),
         "--resume".into(),
         run.display().to_string(),

@@ -5,14 +5,13 @@
 //! update (its log-probs agree with the trainer's), and the run resumes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use azr_model::{FinishReason, LoadedModel, SamplingParams};
 use serde_json::{json, Value};
 
 mod common;
-use common::{ok, tiny_args};
+use common::{metrics, run_azr, tiny_args};
 
 /// The weights the stand-in serves and their version.
 struct Served {
@@ -90,21 +89,6 @@ fn generate(s: &Served, body: &Value) -> Value {
     json!(results)
 }
 
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn azr(args: &[String]) {
-    ok(Command::new(env!("CARGO_BIN_EXE_azr"))
-        .args(args)
-        .output()
-        .unwrap());
-}
-
 fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     let mut t: Vec<(String, Vec<f32>)> =
         candle_core::safetensors::load(path, &candle_core::Device::Cpu)
@@ -135,7 +119,7 @@ fn self_play_with_rollouts_on_an_sglang_server() {
     ] {
         args.extend(["--set".to_string(), kv]);
     }
-    azr(&args);
+    run_azr(&args);
 
     // Weights went out before seeding (version 0) and after the first step's update (1); the
     // engine sampled everything, with the weights it had last been sent.
@@ -173,7 +157,7 @@ fn self_play_with_rollouts_on_an_sglang_server() {
         "--set".into(),
         "run.steps=3".into(),
     ];
-    azr(&resume);
+    run_azr(&resume);
     let pushed = log
         .lock()
         .unwrap()

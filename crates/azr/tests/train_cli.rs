@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{ok, tiny_args};
+use common::{metrics, ok, tiny_args};
 
 fn azr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_azr"))
@@ -16,14 +16,6 @@ fn tiny_model(dir: &Path) -> PathBuf {
     let path = dir.join("tiny-model");
     azr_model::tiny::write_tiny_model(&path, "qwen2", true, 3, 8192).unwrap();
     path
-}
-
-fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The parts of a metrics line that must be identical between runs (timings are not).

@@ -1,7 +1,7 @@
 //! What the `azr` CLI tests share.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// `out`, after checking that azr succeeded (its output in the failure message).
 pub fn ok(out: Output) -> Output {
@@ -40,4 +40,23 @@ pub fn tiny_args(model: &Path) -> Vec<String> {
     .iter()
     .flat_map(|s| ["--set".to_string(), s.clone()])
     .collect()
+}
+
+/// Runs `azr` with `args` and checks that it succeeded.
+#[allow(dead_code)] // not every test binary runs azr this way
+pub fn run_azr(args: &[String]) -> Output {
+    ok(Command::new(env!("CARGO_BIN_EXE_azr"))
+        .args(args)
+        .output()
+        .unwrap())
+}
+
+/// A run's `metrics.jsonl`, a value per line.
+#[allow(dead_code)] // not every test binary reads metrics
+pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
